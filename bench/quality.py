@@ -1,0 +1,190 @@
+"""Agreement with human graders on shared/eval, per data set and model profile.
+
+    .venv/bin/python bench/quality.py [--profile tiny standard] [--limit 100] [--datasets mohler ...]
+
+Prints Pearson/Spearman r, RMSE and quadratic weighted kappa on each data set's own scale,
+accuracy / macro-F1 / ROC AUC for the correct-incorrect sets, beside two baselines (answer
+length, TF-IDF cosine to the reference) and each signal alone. Judge outputs are cached in
+bench/cache/, so a re-run costs seconds. Results: bench/results/quality-<profile>.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from interviewer import calibrate, calibration, models  # noqa: E402
+from interviewer.config import Settings  # noqa: E402
+from interviewer.judge import CachingJudge, LlamaJudge  # noqa: E402
+from interviewer.service import Engine  # noqa: E402
+
+EVAL = ROOT.parent / "shared" / "eval"
+CACHE = ROOT / "bench" / "cache"
+RESULTS = ROOT / "bench" / "results"
+DATASETS = {  # name: (scale step for kappa, binary?)
+    "mohler": (0.5, False),
+    "saf_en": (0.25, False),
+    "scientsbank": (1.0, True),
+    "beetle": (1.0, True),
+}
+
+
+def engine_for(profile: str, settings: Settings, judge: bool) -> Engine:
+    spec = models.profile(settings, profile).judge
+    cached = None
+    if judge:
+        digest = models.verify(spec, settings.data_dir)
+        inner = LlamaJudge(spec.path, digest, threads=settings.threads, n_ctx=settings.judge_context)
+        cached = CachingJudge(inner, CACHE / f"judge-{digest[:12]}.sqlite")
+    return Engine(settings, profile=profile, judge=cached)
+
+
+def tfidf_cosine(answers: list[str], references: list[str]) -> list[float]:
+    tok = lambda s: re.findall(r"[a-z0-9]+", s.lower())  # noqa: E731
+    docs = [tok(a) for a in answers] + [tok(r) for r in references]
+    df = Counter(w for d in docs for w in set(d))
+    idf = {w: math.log((1 + len(docs)) / (1 + c)) + 1 for w, c in df.items()}
+
+    def vec(d):
+        tf = Counter(d)
+        v = {w: c * idf[w] for w, c in tf.items()}
+        n = math.sqrt(sum(x * x for x in v.values())) or 1.0
+        return {w: x / n for w, x in v.items()}
+
+    return [sum(x * vec(tok(r)).get(w, 0.0) for w, x in vec(tok(a)).items()) for a, r in zip(answers, references)]
+
+
+def qwk(y_true, y_pred, step: float) -> float:
+    a = np.round(np.asarray(y_true) / step).astype(int)
+    b = np.round(np.asarray(y_pred) / step).astype(int)
+    n = int(max(a.max(), b.max())) + 1
+    observed = np.zeros((n, n))
+    for i, j in zip(a, b):
+        observed[i, j] += 1
+    expected = np.outer(observed.sum(1), observed.sum(0)) / observed.sum()
+    weights = np.array([[(i - j) ** 2 for j in range(n)] for i in range(n)]) / max(1, (n - 1) ** 2)
+    denom = (weights * expected).sum()
+    return float(1 - (weights * observed).sum() / denom) if denom else float("nan")
+
+
+def auc(y, s) -> float:
+    y, s = np.asarray(y), np.asarray(s)
+    pos, neg = s[y == 1], s[y == 0]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    ranks = np.argsort(np.argsort(np.r_[pos, neg])) + 1.0
+    # average ties
+    allv = np.r_[pos, neg]
+    for v in np.unique(allv):
+        idx = allv == v
+        ranks[idx] = ranks[idx].mean()
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def metrics(grades, pred, scale: float, step: float, binary: bool) -> dict:
+    grades, pred = np.asarray(grades, float), np.asarray(pred, float)
+    out = {"pearson": calibrate.pearson(pred, grades), "spearman": float(spearmanr(pred, grades).statistic)}
+    if binary:
+        y = (grades >= 0.5).astype(int)
+        yhat = (pred >= 0.5).astype(int)
+        f1s = []
+        for c in (0, 1):
+            tp = int(((yhat == c) & (y == c)).sum())
+            prec = tp / max(1, int((yhat == c).sum()))
+            rec = tp / max(1, int((y == c).sum()))
+            f1s.append(0 if tp == 0 else 2 * prec * rec / (prec + rec))
+        out.update(accuracy=float((y == yhat).mean()), macro_f1=float(np.mean(f1s)), auc=auc(y, pred))
+    else:
+        out.update(rmse=float(np.sqrt(np.mean((pred * scale - grades * scale) ** 2))),
+                   qwk=qwk(grades * scale, pred * scale, step))
+    return out
+
+
+def run(profile: str, names: list[str], limit: int | None, settings: Settings) -> dict:
+    engine = engine_for(profile, settings, judge=True)
+    cal = engine.calibration
+    report = {"profile": profile, "calibration": cal.id, "limit": limit, "datasets": {}}
+    for name in names:
+        step, binary = DATASETS[name]
+        rows = calibrate.stratified(calibrate.read_rows(EVAL / f"{name}.dev.jsonl"), limit)
+        doc = EVAL / f"{name}.dev.md"
+        t0 = time.time()
+
+        def progress(i, n, name=name):
+            if i % 25 == 0 or i == n:
+                print(f"  {profile}/{name}: {i}/{n} answers, {time.time() - t0:.0f}s", file=sys.stderr)
+
+        samples = calibrate.measure(engine, rows, doc, progress=progress)
+        by_id = {str(r.get("id")): r for r in rows}
+        ordered = [by_id[s.id] for s in samples]
+        grades = [s.grade for s in samples]
+        scale = float(ordered[0]["max_score"])
+        oof = calibrate.cross_validated(samples, base=cal)
+        systems = {
+            "engine (shipped calibration)": [calibrate.predict(s, cal.full) for s in samples],
+            "engine (fit by question, 5-fold)": oof,
+            "embedding only": [calibrate.predict(s, cal.embedding_only, use_judge=False) for s in samples],
+            "judge only": [calibrate.predict(s, cal.judge_only) for s in samples],
+            "baseline: answer length": _minmax([len(r["answer"].split()) for r in ordered]),
+            "baseline: TF-IDF cosine": tfidf_cosine([r["answer"] for r in ordered],
+                                                    [r["reference_answer"] for r in ordered]),
+        }
+        report["datasets"][name] = {
+            "answers": len(samples),
+            "gated": dict(Counter(s.gate for s in samples if s.gate)),
+            "seconds": round(time.time() - t0, 1),
+            "systems": {k: metrics(grades, v, scale, step, binary) for k, v in systems.items()},
+        }
+        (CACHE / f"samples-{profile}-{name}.json").write_text(json.dumps(calibrate.samples_to_json(samples)))
+    return report
+
+
+def _minmax(values):
+    v = np.asarray(values, float)
+    return list((v - v.min()) / (v.max() - v.min() or 1.0))
+
+
+def table(report: dict) -> str:
+    lines = [f"### Profile `{report['profile']}` (calibration {report['calibration']}, "
+             f"limit {report['limit'] or 'all'} per data set)", ""]
+    cols = ["pearson", "spearman", "rmse", "qwk", "accuracy", "macro_f1", "auc"]
+    lines.append("| data set | system | n | " + " | ".join(cols) + " |")
+    lines.append("|---|---|---|" + "---|" * len(cols))
+    for name, d in report["datasets"].items():
+        for system, m in d["systems"].items():
+            cells = [f"{m[c]:.3f}" if c in m and not math.isnan(m[c]) else "" for c in cols]
+            lines.append(f"| {name} | {system} | {d['answers']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", nargs="+", default=["tiny", "standard"])
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    ap.add_argument("--limit", type=int, default=None, help="stratified sample of N answers per data set")
+    args = ap.parse_args()
+    settings = Settings()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    for profile in args.profile:
+        report = run(profile, args.datasets, args.limit, settings)
+        (RESULTS / f"quality-{profile}.json").write_text(json.dumps(report, indent=2))
+        (RESULTS / f"quality-{profile}.md").write_text(table(report) + "\n")
+        print(table(report))
+        print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Fit the fusion of the two signals on human-graded answers (`interviewer calibrate`).
+
+Input rows are JSONL in the format of shared/eval: `doc_question`, `answer`, `score`,
+`max_score` (other fields ignored). Signals are measured once per answer (the judge through a
+cache), then the fusion weights are fitted by least squares on the normalised grade, with
+cross-validation grouped by question, never by answer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import grading
+from .calibration import Calibration, Fusion, logit_delta
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled answer with its measured signals."""
+
+    id: str
+    question: str
+    grade: float  # 0..1
+    gate: str | None
+    weights: tuple[float, ...]
+    sims: tuple[float, ...]
+    judge: tuple[float, ...] | None  # logit deltas per key point
+    holistic: float | None
+    answer_words: int
+
+
+def read_rows(path: Path) -> list[dict]:
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                float(row["score"]), float(row["max_score"]), row["doc_question"], row["answer"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InputError(f"{path}:{n}: expected JSON with doc_question, answer, score, max_score ({exc})")
+            rows.append(row)
+    return rows
+
+
+def stratified(rows: list[dict], limit: int | None, seed: int = 0) -> list[dict]:
+    """At most `limit` rows, spread evenly over the grade range."""
+    if not limit or limit >= len(rows):
+        return rows
+    rng = random.Random(seed)
+    ordered = sorted(rows, key=lambda r: (r["score"] / r["max_score"], rng.random()))
+    step = len(ordered) / limit
+    return [ordered[int(i * step)] for i in range(limit)]
+
+
+def measure(engine, rows: list[dict], doc: Path, *, use_judge: bool = True, progress=None) -> list[Sample]:
+    """Signals for each row (rows grouped by question so the judge reuses its prompt prefix)."""
+    rubric = engine.rubric(doc)
+    out = []
+    ordered = sorted(rows, key=lambda r: r["doc_question"])
+    for i, row in enumerate(ordered, 1):
+        qr = rubric.for_question(row["doc_question"])
+        prepared = grading.Prepared.of(row["answer"])
+        gate = grading.text_gate(qr, prepared, engine.settings.max_answer_words)
+        emb = None if gate else engine.embedding_signals(qr, prepared.clean)
+        if emb is not None:
+            gate = grading.similarity_gate(qr, prepared.clean, emb, engine.calibration)
+        judge = holistic = None
+        if use_judge and emb is not None:
+            signals, _ = engine.judge_signals(qr, prepared.clean)
+            if signals is not None:
+                judge = tuple(logit_delta(p, n) for p, n in signals.key_points)
+                holistic = logit_delta(*signals.holistic)
+        out.append(Sample(
+            id=str(row.get("id", i)), question=qr.question.id,
+            grade=float(row["score"]) / float(row["max_score"]), gate=gate.code if gate else None,
+            weights=tuple(kp.weight for kp in qr.key_points),
+            sims=tuple(emb.kp_sim) if emb else tuple(0.0 for _ in qr.key_points),
+            judge=judge, holistic=holistic, answer_words=len(prepared.clean.split()),
+        ))
+        if progress:
+            progress(i, len(ordered))
+    return out
+
+
+def predict(sample: Sample, fusion: Fusion, *, use_judge: bool = True) -> float:
+    """The 0..1 score the engine would give (before misconception penalties)."""
+    if sample.gate:
+        return 0.0
+    credits = []
+    for k, sim in enumerate(sample.sims):
+        j = sample.judge[k] if use_judge and sample.judge else 0.0
+        h = sample.holistic if use_judge and sample.holistic is not None else 0.0
+        credits.append(fusion.credit(sim, j, h))
+    return float(np.dot(sample.weights, credits) / sum(sample.weights))
+
+
+def fit_fusion(samples: list[Sample], kind: str, start: Fusion) -> Fusion:
+    """Least squares on the normalised grade, by a few hundred steps of gradient descent."""
+    usable = [s for s in samples if not s.gate and (kind == "embedding_only" or s.judge is not None)]
+    if not usable:
+        return start
+    mask = {"full": (1, 1, 1), "embedding_only": (1, 0, 0), "judge_only": (0, 1, 1)}[kind]
+    x = np.array([start.w_sim, start.w_judge, start.w_holistic, start.bias], dtype=float)
+    rows = []  # per key point: features, the sample's index, its weight share
+    for idx, s in enumerate(usable):
+        total = sum(s.weights)
+        for k, sim in enumerate(s.sims):
+            j = s.judge[k] if s.judge else 0.0
+            h = s.holistic or 0.0
+            rows.append((sim * mask[0], j * mask[1], h * mask[2], 1.0, idx, s.weights[k] / total))
+    feats = np.array([r[:4] for r in rows])
+    owner = np.array([r[4] for r in rows], dtype=int)
+    share = np.array([r[5] for r in rows])
+    target = np.array([s.grade for s in usable])
+    m, v = np.zeros(4), np.zeros(4)
+    for step in range(1, 3001):  # Adam on mean squared error
+        z = np.clip(feats @ x, -30, 30)
+        c = 1 / (1 + np.exp(-z))
+        pred = np.bincount(owner, weights=share * c, minlength=len(usable))
+        err = pred - target
+        grad_c = 2 * err[owner] * share * c * (1 - c) / len(usable)
+        g = feats.T @ grad_c + 1e-4 * np.r_[x[:3], 0]
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        x -= 0.05 * (m / (1 - 0.9 ** step)) / (np.sqrt(v / (1 - 0.999 ** step)) + 1e-8)
+        x[:3] *= mask
+    return Fusion(*(round(float(a), 4) for a in x))
+
+
+def fit(samples: list[Sample], base: Calibration | None = None, name: str = "fitted") -> Calibration:
+    base = base or Calibration()
+    return replace(
+        base,
+        full=fit_fusion(samples, "full", base.full),
+        embedding_only=fit_fusion(samples, "embedding_only", base.embedding_only),
+        judge_only=fit_fusion(samples, "judge_only", base.judge_only),
+        source=name,
+        fitted_on={"answers": len(samples), "questions": len({s.question for s in samples})},
+    )
+
+
+def cross_validated(samples: list[Sample], folds: int = 5, base: Calibration | None = None) -> list[float]:
+    """Out-of-fold predictions, folds split by question."""
+    questions = sorted({s.question for s in samples})
+    random.Random(0).shuffle(questions)
+    fold_of = {q: i % folds for i, q in enumerate(questions)}
+    preds = [0.0] * len(samples)
+    for f in range(min(folds, len(questions))):
+        train = [s for s in samples if fold_of[s.question] != f]
+        cal = fit(train, base)
+        for i, s in enumerate(samples):
+            if fold_of[s.question] == f:
+                preds[i] = predict(s, cal.full)
+    return preds
+
+
+def pearson(a, b) -> float:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def samples_to_json(samples: list[Sample]) -> list[dict]:
+    return [s.__dict__ for s in samples]
+
+
+def samples_from_json(data: list[dict]) -> list[Sample]:
+    return [Sample(**{**d, "weights": tuple(d["weights"]), "sims": tuple(d["sims"]),
+                      "judge": tuple(d["judge"]) if d["judge"] is not None else None}) for d in data]
+
+
+def is_nan(x: float) -> bool:
+    return isinstance(x, float) and math.isnan(x)

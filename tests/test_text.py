@@ -1,0 +1,40 @@
+import json
+
+import pytest
+
+from interviewer import text
+
+from .conftest import ADVERSARIAL, EVAL
+
+BASE = "Self-attention mixes information between tokens."
+
+
+@pytest.mark.parametrize("injection", ADVERSARIAL["injections"])
+def test_instructions_to_the_grader_are_removed(injection):
+    clean, removed = text.split_injections(f"{BASE} {injection}")
+    assert clean == BASE and removed
+
+
+def test_no_real_student_answer_is_mistaken_for_an_injection():
+    flagged = []
+    for name in ("mohler", "saf_en", "scientsbank", "beetle"):
+        for line in (EVAL / f"{name}.dev.jsonl").read_text().splitlines():
+            answer = json.loads(line)["answer"]
+            if text.split_injections(answer)[1]:
+                flagged.append(answer)
+    assert flagged == []
+
+
+@pytest.mark.parametrize("qid", list(ADVERSARIAL["questions"]))
+def test_keyword_lists_are_recognised_and_sentences_are_not(qid):
+    answers = ADVERSARIAL["questions"][qid]
+    assert text.looks_like_keyword_list(answers["keywords"])
+    for kind in ("strong", "paraphrase", "partial", "weak", "correct_sentence"):
+        assert not text.looks_like_keyword_list(answers[kind]), kind
+
+
+def test_segments_split_sentences_bullets_and_long_clauses():
+    segs = text.segments("First point here. * second bullet\nThird line; it has a clause that goes on and on, "
+                         "because we need a long sentence")
+    assert "First point here." in segs and "second bullet" in segs
+    assert any(s.startswith("because") or s.startswith("we need") for s in segs) or len(segs) >= 4
