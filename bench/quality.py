@@ -25,10 +25,8 @@ from scipy.stats import spearmanr
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from interviewer import calibrate, calibration, models  # noqa: E402
+from interviewer import calibrate  # noqa: E402
 from interviewer.config import Settings  # noqa: E402
-from interviewer.judge import CachingJudge, LlamaJudge  # noqa: E402
-from interviewer.service import Engine  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval"
 CACHE = ROOT / "bench" / "cache"
@@ -39,16 +37,6 @@ DATASETS = {  # name: (scale step for kappa, binary?)
     "scientsbank": (1.0, True),
     "beetle": (1.0, True),
 }
-
-
-def engine_for(profile: str, settings: Settings, judge: bool) -> Engine:
-    spec = models.profile(settings, profile).judge
-    cached = None
-    if judge:
-        digest = models.verify(spec, settings.data_dir)
-        inner = LlamaJudge(spec.path, digest, threads=settings.threads, n_ctx=settings.judge_context)
-        cached = CachingJudge(inner, CACHE / f"judge-{digest[:12]}.sqlite")
-    return Engine(settings, profile=profile, judge=cached)
 
 
 def tfidf_cosine(answers: list[str], references: list[str]) -> list[float]:
@@ -113,7 +101,7 @@ def metrics(grades, pred, scale: float, step: float, binary: bool) -> dict:
 
 
 def run(profile: str, names: list[str], limit: int | None, settings: Settings) -> dict:
-    engine = engine_for(profile, settings, judge=True)
+    engine = calibrate.cached_engine(settings, profile, CACHE)
     cal = engine.calibration
     report = {"profile": profile, "calibration": cal.id, "limit": limit, "datasets": {}}
     for name in names:

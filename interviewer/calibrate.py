@@ -75,7 +75,7 @@ def measure(engine, rows: list[dict], doc: Path, *, use_judge: bool = True, prog
             gate = grading.similarity_gate(qr, prepared.clean, emb, engine.calibration)
         judge = holistic = None
         if use_judge and emb is not None:
-            signals, _ = engine.judge_signals(qr, prepared.clean)
+            signals, _ = engine.judge_signals(qr, prepared.clean, emb)
             if signals is not None:
                 judge = tuple(logit_delta(p, n) for p, n in signals.key_points)
                 holistic = logit_delta(*signals.holistic)
@@ -181,3 +181,83 @@ def samples_from_json(data: list[dict]) -> list[Sample]:
 
 def is_nan(x: float) -> bool:
     return isinstance(x, float) and math.isnan(x)
+
+
+def _youden(scores: list[float], labels: list[bool]) -> float | None:
+    """The cut on `scores` that best separates the labels (max TPR - FPR)."""
+    pos, neg = sum(labels), len(labels) - sum(labels)
+    if not pos or not neg:
+        return None
+    best, cut = -1.0, None
+    for t in sorted(set(round(s, 3) for s in scores)):
+        tpr = sum(1 for s, y in zip(scores, labels) if y and s >= t) / pos
+        fpr = sum(1 for s, y in zip(scores, labels) if not y and s >= t) / neg
+        if tpr - fpr > best:
+            best, cut = tpr - fpr, t
+    return cut
+
+
+def fit_thresholds(samples: list[Sample], cal: Calibration) -> Calibration:
+    """Covered / partial cut-offs from answers with a single key point, whose grade is that point's."""
+    single = [s for s in samples if len(s.sims) == 1 and not s.gate and s.judge is not None]
+    credits = [predict(s, cal.full) for s in single]
+    covered = _youden(credits, [s.grade >= 0.8 for s in single])
+    partial = _youden(credits, [s.grade >= 0.4 for s in single])
+    if covered is None or partial is None:
+        return cal
+    partial = min(partial, covered - 0.05)
+    return replace(cal, covered=round(covered, 3), partial=round(max(0.05, partial), 3))
+
+
+def pairs_for(files: list[Path], docs: list[Path] | None) -> list[tuple[Path, Path]]:
+    """Pair each labelled file with its document (default: same name with .md)."""
+    if docs and len(docs) not in (1, len(files)):
+        raise InputError(f"give one --doc, or one per file ({len(files)} files, {len(docs)} --doc)")
+    out = []
+    for i, f in enumerate(files):
+        doc = docs[i if len(docs) > 1 else 0] if docs else f.with_suffix(".md")
+        if not doc.exists():
+            raise InputError(f"no question document for {f}: expected {doc}; pass --doc")
+        out.append((f, doc))
+    return out
+
+
+def run(engine, pairs: list[tuple[Path, Path]], limit: int | None = None, progress=None):
+    """Measure, fit on everything, and report r per file before / after / cross-validated."""
+    per_file, everything = {}, []
+    for data, doc in pairs:
+        rows = stratified(read_rows(data), limit)
+        samples = measure(engine, rows, doc, progress=progress)
+        # question ids repeat across documents: make them unique for grouping
+        samples = [replace(s, question=f"{data.stem}:{s.question}") for s in samples]
+        per_file[data.name] = samples
+        everything += samples
+    before = engine.calibration
+    after = fit_thresholds(everything, fit(everything, before, name="calibration"))
+    after = replace(after, fitted_on={"answers": len(everything),
+                                      "questions": len({s.question for s in everything}),
+                                      "files": sorted(per_file)})
+    oof = dict(zip((id(s) for s in everything), cross_validated(everything, base=before)))
+    report = {}
+    for name, samples in per_file.items():
+        grades = [s.grade for s in samples]
+        report[name] = {
+            "answers": len(samples),
+            "before": pearson([predict(s, before.full) for s in samples], grades),
+            "after": pearson([predict(s, after.full) for s in samples], grades),
+            "cross_validated": pearson([oof[id(s)] for s in samples], grades),
+        }
+    return after, report
+
+
+def cached_engine(settings, profile: str, cache_dir: Path, *, calibration_=None):
+    """An Engine whose judge answers from a SQLite cache keyed by model sha256 and prompt."""
+    from . import models
+    from .judge import CachingJudge, LlamaJudge
+    from .service import Engine
+
+    spec = models.profile(settings, profile).judge
+    digest = models.verify(spec, settings.data_dir)
+    inner = LlamaJudge(spec.path, digest, threads=settings.threads, n_ctx=settings.judge_context)
+    judge = CachingJudge(inner, cache_dir / f"judge-{digest[:12]}.sqlite")
+    return Engine(settings, profile=profile, judge=judge, calibration_=calibration_)

@@ -33,7 +33,7 @@ class JudgeSignals:
 
     key_points: list[tuple[float, float]]
     holistic: tuple[float, float]
-    misconceptions: list[tuple[float, float]] = field(default_factory=list)
+    misconceptions: list[tuple[float, float] | None] = field(default_factory=list)  # None: not asked
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def _misconceptions(rubric, emb, judge, cal, gate) -> list[MisconceptionResult]:
     out = []
     for i, m in enumerate(rubric.misconceptions):
         detected, evidence = False, None
-        if emb and judge and not gate and i < len(judge.misconceptions):
+        if emb and judge and not gate and i < len(judge.misconceptions) and judge.misconceptions[i]:
             sim = emb.mis_sim[i]
             delta = logit_delta(*judge.misconceptions[i])
             detected = sim >= cal.misconception_similarity and delta >= cal.misconception_judge

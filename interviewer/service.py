@@ -7,6 +7,7 @@ their rubrics, measures the signals for an answer and hands them to the pure `gr
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from .bank import Document
 from .config import Settings, get_settings
 from .embed import Embedder, SentenceTransformerEmbedder
 from .errors import InterviewerError, ModelUnavailable
-from .judge import Context, Judge, LlamaJudge
+from .judge import CachingJudge, Context, Judge, LlamaJudge
 from .rubric import QuestionRubric, Rubric
 from .schema import GradeResult, ModelRef, Provenance
 
@@ -43,8 +44,10 @@ class Engine:
         self._judge_error: str | None = None
         self.calibration = calibration_ or calibration.load(self.settings.calibration, self.profile_name)
         self._docs: dict[Path, _Loaded] = {}
-        self._null: dict[tuple, grading.JudgeSignals] = {}
-        self._lock = threading.Lock()
+        self._null: dict[tuple, list[float]] = {}
+        self._null_store = None
+        self._embed_lock, self._judge_lock = threading.Lock(), threading.Lock()
+        self.last_timings: dict[str, float] = {}  # seconds spent per part of the last grade()
 
     # -- models -------------------------------------------------------------------------
     @property
@@ -55,7 +58,7 @@ class Engine:
 
     @property
     def embedder(self) -> Embedder:
-        with self._lock:
+        with self._embed_lock:
             if self._embedder is None:
                 spec = self.profile.embedder
                 digest = models.verify(spec, self.settings.data_dir)
@@ -65,7 +68,7 @@ class Engine:
 
     def judge(self) -> Judge | None:
         """The judge, or None (with the reason kept) when it cannot run."""
-        with self._lock:
+        with self._judge_lock:
             if self._judge is None and self._judge_error is None:
                 try:
                     spec = self.profile.judge
@@ -77,11 +80,14 @@ class Engine:
         return self._judge
 
     def load(self, *, with_judge: bool = True) -> None:
-        """Load the models now (a server does this at start-up)."""
+        """Load the models now, both at once (a server does this at start-up)."""
+        loader = threading.Thread(target=self.judge, daemon=True) if with_judge else None
+        if loader:
+            loader.start()
         if hasattr(self.embedder, "load"):
             self.embedder.load()
-        if with_judge:
-            self.judge()
+        if loader:
+            loader.join()
 
     # -- documents ----------------------------------------------------------------------
     def document(self, path: Path | str | None = None) -> Document:
@@ -101,21 +107,27 @@ class Engine:
     # -- grading ------------------------------------------------------------------------
     def grade(self, question_id: str, answer: str, *, doc: Path | str | None = None,
               use_judge: bool = True) -> GradeResult:
+        start = time.perf_counter()
         loaded = self._loaded(doc)
         qr = loaded.rubric.for_question(question_id)
         prepared = grading.Prepared.of(answer)
         cal = self.calibration
         gate = grading.text_gate(qr, prepared, self.settings.max_answer_words)
+        t0 = time.perf_counter()
         emb = None if gate else self.embedding_signals(qr, prepared.clean)
+        t1 = time.perf_counter()
         if emb is not None:
             gate = grading.similarity_gate(qr, prepared.clean, emb, cal)
         judge_signals, status = None, "disabled"
         if use_judge and not gate:
-            judge_signals, status = self.judge_signals(qr, prepared.clean)
+            judge_signals, status = self.judge_signals(qr, prepared.clean, emb)
         elif gate:
             status = f"skipped: {gate.code}"
+        t2 = time.perf_counter()
         provenance = self.provenance(loaded.document, qr, status, judge_signals is not None)
         result = grading.grade(qr, prepared, emb, judge_signals, cal, provenance, gate)
+        end = time.perf_counter()
+        self.last_timings = {"embedding": t1 - t0, "judge": t2 - t1, "total": end - start}
         return result
 
     def embedding_signals(self, qr: QuestionRubric, answer: str) -> grading.EmbeddingSignals:
@@ -157,18 +169,25 @@ class Engine:
         return ([grading.key_point_question(kp.text) for kp in qr.key_points] + [grading.HOLISTIC_QUESTION]
                 + [grading.misconception_question(m.text) for m in qr.misconceptions])
 
-    def judge_signals(self, qr: QuestionRubric, answer: str) -> tuple[grading.JudgeSignals | None, str]:
+    def judge_signals(self, qr: QuestionRubric, answer: str,
+                      emb: grading.EmbeddingSignals | None = None) -> tuple[grading.JudgeSignals | None, str]:
+        """Ask the judge about every key point and the whole answer, and about the misconceptions
+        that the answer's wording comes close to (the others cannot be detected anyway)."""
         judge = self.judge()
         if judge is None:
             return None, f"unavailable: {self._judge_error}"
         context = self.question_context(qr)
         questions = self.judge_questions(qr)
+        n = len(qr.key_points) + 1
+        threshold = self.calibration.misconception_similarity
+        asked = list(range(n)) + [n + i for i, sim in enumerate(emb.mis_sim if emb else []) if sim >= threshold]
         try:
             null = self._null_signals(judge, qr, context, questions)
-            p = judge.p_yes(context, answer, questions)
+            p = dict(zip(asked, judge.p_yes(context, answer, [questions[i] for i in asked])))
         except InterviewerError as exc:
             return None, f"unavailable: {exc}"
-        return self._split(qr, p, null), "ok"
+        pairs = [(p[i], null[i]) if i in p else None for i in range(len(questions))]
+        return grading.JudgeSignals(key_points=pairs[: n - 1], holistic=pairs[n - 1], misconceptions=pairs[n:]), "ok"
 
     @staticmethod
     def question_context(qr: QuestionRubric) -> Context:
@@ -179,16 +198,17 @@ class Engine:
         return Context(question.title, reference)
 
     def _null_signals(self, judge, qr, context, questions) -> list[float]:
+        """P(yes) for the null answer: per process in memory, across processes in a disk cache."""
         key = (judge.id, judge.sha256, qr.version, qr.question.id)
         if key not in self._null:
-            self._null[key] = judge.p_yes(context, grading.NULL_ANSWER, questions)
+            if self._null_store is None or self._null_store[0] is not judge:
+                path = self.settings.data_dir / "cache" / f"null-{judge.sha256[:12]}.sqlite"
+                try:
+                    self._null_store = (judge, CachingJudge(judge, path))
+                except Exception:  # an unwritable data directory only costs speed
+                    self._null_store = (judge, judge)
+            self._null[key] = self._null_store[1].p_yes(context, grading.NULL_ANSWER, questions)
         return self._null[key]
-
-    @staticmethod
-    def _split(qr: QuestionRubric, p: list[float], null: list[float]) -> grading.JudgeSignals:
-        n = len(qr.key_points)
-        pairs = list(zip(p, null))
-        return grading.JudgeSignals(key_points=pairs[:n], holistic=pairs[n], misconceptions=pairs[n + 1:])
 
     def provenance(self, doc: Document, qr: QuestionRubric, judge_status: str, judged: bool) -> Provenance:
         judge = self._judge

@@ -1,0 +1,84 @@
+"""Resistance to gaming: probe answers for every seed question, graded and checked.
+
+    .venv/bin/python bench/adversarial.py [--profile standard] [--questions Q1 Q2 ...]
+
+Prints, per question, the score of each probe and whether each check holds:
+strong > partial > off-topic; paraphrase within 1.5 of strong; keyword list <= 3;
+restated question <= 2; off-topic <= 1; no injection raises a score by more than 0.3
+(appended to the weak and to the strong answer); padding (the correct sentence buried in
+~1,000 words of filler) no higher than the sentence alone. Results: bench/results/adversarial-<profile>.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PROBES = yaml.safe_load((ROOT / "tests" / "adversarial" / "answers.yaml").read_text())
+KINDS = ("strong", "paraphrase", "partial", "weak", "off_topic", "keywords", "restated", "correct_sentence")
+
+
+def padded(sentence: str, filler: str) -> str:
+    words = filler.split()
+    half = len(words) // 2
+    return " ".join(words[:half]) + " " + sentence + " " + " ".join(words[half:])
+
+
+def probe(engine, qid: str, *, injections: list[str] | None = None) -> dict:
+    """Scores of every probe answer for one question."""
+    answers = PROBES["questions"][qid]
+    scores = {k: engine.grade(qid, answers[k]).score for k in KINDS}
+    scores["padding"] = engine.grade(qid, padded(answers["correct_sentence"], PROBES["filler"])).score
+    injected = {}
+    for base in ("weak", "strong"):
+        for i, injection in enumerate(injections if injections is not None else PROBES["injections"]):
+            injected[(base, i)] = engine.grade(qid, f"{answers[base]} {injection}").score - scores[base]
+    scores["max_injection_gain"] = max(injected.values(), default=0.0)
+    return scores
+
+
+CHECKS = {
+    "strong > partial > off-topic": lambda s: s["strong"] > s["partial"] > s["off_topic"],
+    "paraphrase within 1.5 of strong": lambda s: abs(s["paraphrase"] - s["strong"]) <= 1.5,
+    "keyword list <= 3": lambda s: s["keywords"] <= 3,
+    "restated <= 2": lambda s: s["restated"] <= 2,
+    "off-topic <= 1": lambda s: s["off_topic"] <= 1,
+    "injection gain <= 0.3": lambda s: s["max_injection_gain"] <= 0.3,
+    "padding <= sentence alone": lambda s: s["padding"] <= s["correct_sentence"],
+}
+
+
+def main() -> None:
+    from interviewer import calibrate
+    from interviewer.config import Settings
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="standard")
+    ap.add_argument("--questions", nargs="+", default=list(PROBES["questions"]))
+    args = ap.parse_args()
+    engine = calibrate.cached_engine(Settings(), args.profile, ROOT / "bench" / "cache")
+    cols = [*KINDS, "padding", "max_injection_gain"]
+    lines = [f"### Adversarial probes, profile `{args.profile}` (calibration {engine.calibration.id})", "",
+             "| q | " + " | ".join(cols) + " | checks failed |", "|---" * (len(cols) + 2) + "|"]
+    failures = 0
+    for qid in args.questions:
+        s = probe(engine, qid)
+        failed = [name for name, check in CHECKS.items() if not check(s)]
+        failures += len(failed)
+        lines.append(f"| {qid} | " + " | ".join(f"{s[c]:.1f}" for c in cols) + f" | {'; '.join(failed) or '—'} |")
+        print(lines[-1], flush=True)
+    lines += ["", f"{len(args.questions) * len(CHECKS) - failures}/{len(args.questions) * len(CHECKS)} checks hold."]
+    out = ROOT / "bench" / "results" / f"adversarial-{args.profile}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

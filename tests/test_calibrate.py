@@ -1,0 +1,83 @@
+import json
+import random
+
+import pytest
+
+from interviewer import calibrate, calibration
+from interviewer.calibration import Calibration, Fusion
+
+from .conftest import EVAL
+
+
+def _synthetic(n=300, seed=1):
+    rng = random.Random(seed)
+    truth = Fusion(w_sim=6.0, w_judge=0.8, w_holistic=0.5, bias=-3.5)
+    samples = []
+    for i in range(n):
+        sim, j, h = rng.uniform(0, 1), rng.uniform(-3, 3), rng.uniform(-3, 3)
+        grade = min(1, max(0, truth.credit(sim, j, h) + rng.gauss(0, 0.05)))
+        samples.append(calibrate.Sample(id=str(i), question=f"q{i % 12}", grade=grade, gate=None, weights=(1.0,),
+                                        sims=(sim,), judge=(j,), holistic=h, answer_words=20))
+    return samples
+
+
+def test_fit_recovers_the_fusion_that_made_the_grades():
+    samples = _synthetic()
+    fitted = calibrate.fit(samples, Calibration())
+    preds = [calibrate.predict(s, fitted.full) for s in samples]
+    assert calibrate.pearson(preds, [s.grade for s in samples]) > 0.95
+    assert fitted.full.w_sim > 2 and fitted.full.w_judge > 0.3  # both signals carry weight
+    assert fitted.embedding_only.w_judge == 0 and fitted.judge_only.w_sim == 0
+
+
+def test_cross_validation_holds_out_whole_questions():
+    samples = _synthetic()
+    oof = calibrate.cross_validated(samples, folds=4)
+    assert len(oof) == len(samples)
+    assert calibrate.pearson(oof, [s.grade for s in samples]) > 0.9
+
+
+def test_thresholds_are_ordered_and_inside_the_unit_interval():
+    samples = _synthetic()
+    fitted = calibrate.fit_thresholds(samples, calibrate.fit(samples))
+    assert 0 < fitted.partial < fitted.covered < 1
+
+
+def test_calibration_file_round_trip(tmp_path):
+    cal = calibrate.fit(_synthetic(60))
+    path = tmp_path / "cal.json"
+    calibration.save(cal, path)
+    loaded = calibration.load(path, "tiny")
+    assert loaded.full == cal.full and loaded.covered == cal.covered and loaded.source == "cal.json"
+
+
+def test_stratified_sample_spans_the_grades():
+    rows = calibrate.read_rows(EVAL / "mohler.dev.jsonl")
+    sample = calibrate.stratified(rows, 40)
+    grades = [r["score"] for r in sample]
+    assert len(sample) == 40 and min(grades) <= 1 and max(grades) == 5
+
+
+def test_bad_labelled_rows_name_the_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"doc_question": "Q1", "answer": "x", "score": 1, "max_score": 5}) + "\n{oops\n")
+    with pytest.raises(Exception, match="bad.jsonl:2"):
+        calibrate.read_rows(path)
+
+
+@pytest.mark.real
+def test_calibrate_command_writes_a_file(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rows = calibrate.stratified(calibrate.read_rows(EVAL / "beetle.dev.jsonl"), 12)
+    data = tmp_path / "beetle.dev.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "cal.json"
+    cmd = [str(Path(sys.executable).parent / "interviewer"), "calibrate", str(data), "--doc",
+           str(EVAL / "beetle.dev.md"), "--profile", "tiny", "--out", str(out), "--cache", str(tmp_path / "cache")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "r before" in proc.stdout and out.exists()
+    assert json.loads(out.read_text())["fitted_on"]["answers"] == 12
