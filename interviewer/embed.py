@@ -27,13 +27,13 @@ class Embedder(Protocol):
 
 
 class SentenceTransformerEmbedder:
-    def __init__(self, path, sha256: str, *, threads: int | None = None, cache_size: int = 4096,
+    def __init__(self, path, sha256: str, *, threads: int | None = None, cache_size: int = 20000,
                  name: str | None = None):
         self.path, self.sha256 = path, sha256
         self.id = name or os.path.basename(str(path).rstrip("/")) or str(path)
         self._threads = threads
         self._model = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
 
@@ -61,15 +61,15 @@ class SentenceTransformerEmbedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         model = self.load()
-        todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if todo:
-            with self._lock:
+        with self._lock:  # the cache and the model are shared by the API's worker threads
+            todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+            if todo:
                 vectors = model.encode(todo, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-            for text, vec in zip(todo, vectors):
-                self._cache[text] = vec.astype(np.float32)
-        out = np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+                for text, vec in zip(todo, vectors):
+                    self._cache[text] = vec.astype(np.float32)
+            out = np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
         return out
 
     @property

@@ -130,11 +130,15 @@ class Engine:
         self.last_timings = {"embedding": t1 - t0, "judge": t2 - t1, "total": end - start}
         return result
 
+    def prefetch(self, answers: list[str]) -> None:
+        """Embed the pieces of many answers in one batch; grading them later reads the cache."""
+        cleaned = [grading.Prepared.of(a).clean for a in answers]
+        pieces = [p for clean in cleaned for p in _pieces(clean)[0] + [clean]]
+        if pieces:
+            self.embedder.embed(list(dict.fromkeys(pieces)))
+
     def embedding_signals(self, qr: QuestionRubric, answer: str) -> grading.EmbeddingSignals:
-        segments = text.segments(answer) or [answer]
-        n_real = len(segments)  # evidence is quoted from these; the whole short answer only scores
-        if len(text.words(answer)) <= WHOLE_ANSWER_WORDS and answer not in segments:
-            segments.append(answer)
+        segments, n_real = _pieces(answer)
         question = qr.question
         kp_texts = [list(kp.phrasings) for kp in qr.key_points]
         mis_texts = [m.text for m in qr.misconceptions]
@@ -225,3 +229,12 @@ class Engine:
             calibration=self.calibration.id,
             signals=signals,
         )
+
+
+def _pieces(answer: str) -> tuple[list[str], int]:
+    """Segments to embed, and how many of them are quotable evidence (the rest: the whole answer)."""
+    segments = text.segments(answer) or [answer]
+    n_real = len(segments)
+    if len(text.words(answer)) <= WHOLE_ANSWER_WORDS and answer not in segments:
+        segments.append(answer)
+    return segments, n_real

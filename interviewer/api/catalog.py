@@ -1,0 +1,51 @@
+"""The question documents the server offers, by name (the file's stem).
+
+Clients name documents, never paths, so a request cannot make the server read an arbitrary
+file. Offered: the configured default document, every `*.md` in the rubrics directory and in
+`<data_dir>/documents/`. Files added there appear without a restart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..bank import Document
+from ..config import RUBRICS_DIR, Settings
+from ..errors import InterviewerError
+from ..service import Engine
+from .errors import NotFound
+
+
+class Catalog:
+    def __init__(self, settings: Settings, engine: Engine):
+        self.settings, self.engine = settings, engine
+        self.default = Path(settings.doc).expanduser().resolve()
+
+    def paths(self) -> dict[str, Path]:
+        found = {self.default.stem: self.default}
+        for folder in (RUBRICS_DIR, self.settings.data_dir / "documents"):
+            for path in sorted(folder.glob("*.md")) if folder.is_dir() else ():
+                found.setdefault(path.stem, path.resolve())
+        return found
+
+    def path(self, name: str | None) -> Path:
+        """The document's path; the default document when `name` is None."""
+        if name is None:
+            return self.default
+        path = self.paths().get(name)
+        if path is None:
+            raise NotFound(f"no document {name!r}; documents: {', '.join(self.paths())}")
+        return path
+
+    def document(self, name: str | None) -> Document:
+        return self.engine.document(self.path(name))
+
+    def documents(self) -> list[Document]:
+        """Every offered document that parses (a malformed one is left out, not an error)."""
+        out = []
+        for path in self.paths().values():
+            try:
+                out.append(self.engine.document(path))
+            except InterviewerError:
+                continue
+        return out

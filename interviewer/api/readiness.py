@@ -1,0 +1,47 @@
+"""Load the models once, in the background at start-up, and prove them with a test grading."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from ..service import Engine
+
+log = logging.getLogger("interviewer.api")
+
+
+class Readiness:
+    """`status` is loading, then ready (a test grading passed with the judge) or failed."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.status, self.detail = "loading", "loading models"
+        self.load_seconds: float | None = None
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.check, name="load-models", daemon=True)
+        thread.start()
+        return thread
+
+    def check(self) -> None:
+        started = time.monotonic()
+        try:
+            self.engine.load()
+            document = self.engine.document()
+            question = next(iter(document.questions.values()))
+            result = self.engine.grade(question.id, question.short_answer)
+            if result.provenance.judge_status != "ok":
+                self.status, self.detail = "failed", f"judge {result.provenance.judge_status}"
+            else:
+                self.status = "ready"
+                self.detail = f"test grading of {question.id} scored {result.score}"
+        except Exception as exc:  # any failure: not ready, and say why
+            self.status, self.detail = "failed", f"{exc.__class__.__name__}: {exc}"
+        self.load_seconds = round(time.monotonic() - started, 2)
+        log.log(logging.INFO if self.status == "ready" else logging.ERROR, "models %s in %.1f s: %s",
+                self.status, self.load_seconds, self.detail)
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "ready"
