@@ -1,6 +1,6 @@
 """Agreement with human graders on shared/eval, per data set and model profile.
 
-    .venv/bin/python bench/quality.py [--profile tiny standard] [--limit 100] [--datasets mohler ...]
+    .venv/bin/python bench/quality.py [--profile tiny standard] [--limit 60 mohler=100] [--datasets mohler ...]
 
 Prints Pearson/Spearman r, RMSE and quadratic weighted kappa on each data set's own scale,
 accuracy / macro-F1 / ROC AUC for the correct-incorrect sets, beside two baselines (answer
@@ -17,6 +17,7 @@ import re
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -100,29 +101,35 @@ def metrics(grades, pred, scale: float, step: float, binary: bool) -> dict:
     return out
 
 
-def run(profile: str, names: list[str], limit: int | None, settings: Settings) -> dict:
+def run(profile: str, names: list[str], limits: dict[str, int | None], settings: Settings) -> dict:
     engine = calibrate.cached_engine(settings, profile, CACHE)
     cal = engine.calibration
-    report = {"profile": profile, "calibration": cal.id, "limit": limit, "datasets": {}}
+    report = {"profile": profile, "calibration": cal.id, "limits": limits, "datasets": {}}
+    measured = {}
     for name in names:
-        step, binary = DATASETS[name]
-        rows = calibrate.stratified(calibrate.read_rows(EVAL / f"{name}.dev.jsonl"), limit)
-        doc = EVAL / f"{name}.dev.md"
+        rows = calibrate.stratified(calibrate.read_rows(EVAL / f"{name}.dev.jsonl"), limits.get(name))
         t0 = time.time()
 
-        def progress(i, n, name=name):
+        def progress(i, n, name=name, t0=t0):
             if i % 25 == 0 or i == n:
                 print(f"  {profile}/{name}: {i}/{n} answers, {time.time() - t0:.0f}s", file=sys.stderr)
 
-        samples = calibrate.measure(engine, rows, doc, progress=progress)
+        samples = calibrate.measure(engine, rows, EVAL / f"{name}.dev.md", progress=progress)
+        # question ids repeat across documents: make them unique for grouping
+        samples = [replace(s, question=f"{name}:{s.question}") for s in samples]
+        measured[name] = (rows, samples, round(time.time() - t0, 1))
+    # Held-out estimate: the fusion refitted with whole questions left out, all data sets pooled.
+    everything = [s for _, samples, _ in measured.values() for s in samples]
+    oof = dict(zip((id(s) for s in everything), calibrate.cross_validated(everything, base=cal)))
+    for name, (rows, samples, seconds) in measured.items():
+        step, binary = DATASETS[name]
         by_id = {str(r.get("id")): r for r in rows}
         ordered = [by_id[s.id] for s in samples]
         grades = [s.grade for s in samples]
         scale = float(ordered[0]["max_score"])
-        oof = calibrate.cross_validated(samples, base=cal)
         systems = {
             "engine (shipped calibration)": [calibrate.predict(s, cal.full) for s in samples],
-            "engine (fit by question, 5-fold)": oof,
+            "engine (refit, questions held out)": [oof[id(s)] for s in samples],
             "embedding only": [calibrate.predict(s, cal.embedding_only, use_judge=False) for s in samples],
             "judge only": [calibrate.predict(s, cal.judge_only) for s in samples],
             "baseline: answer length": _minmax([len(r["answer"].split()) for r in ordered]),
@@ -132,7 +139,7 @@ def run(profile: str, names: list[str], limit: int | None, settings: Settings) -
         report["datasets"][name] = {
             "answers": len(samples),
             "gated": dict(Counter(s.gate for s in samples if s.gate)),
-            "seconds": round(time.time() - t0, 1),
+            "seconds": seconds,
             "systems": {k: metrics(grades, v, scale, step, binary) for k, v in systems.items()},
         }
         (CACHE / f"samples-{profile}-{name}.json").write_text(json.dumps(calibrate.samples_to_json(samples)))
@@ -145,8 +152,9 @@ def _minmax(values):
 
 
 def table(report: dict) -> str:
-    lines = [f"### Profile `{report['profile']}` (calibration {report['calibration']}, "
-             f"limit {report['limit'] or 'all'} per data set)", ""]
+    limits = ", ".join(f"{k} {v or 'all'}" for k, v in report["limits"].items())
+    lines = [f"### Profile `{report['profile']}` (calibration {report['calibration']}; answers per data set: "
+             f"{limits}, stratified by grade)", ""]
     cols = ["pearson", "spearman", "rmse", "qwk", "accuracy", "macro_f1", "auc"]
     lines.append("| data set | system | n | " + " | ".join(cols) + " |")
     lines.append("|---|---|---|" + "---|" * len(cols))
@@ -161,13 +169,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", nargs="+", default=["tiny", "standard"])
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    ap.add_argument("--limit", type=int, default=None, help="stratified sample of N answers per data set")
+    ap.add_argument("--limit", nargs="+", default=[],
+                    help="stratified sample per data set: N for all, or name=N (e.g. mohler=100 60)")
     args = ap.parse_args()
+    limits = {name: None for name in args.datasets}
+    for item in sorted(args.limit, key=lambda x: "=" in x):  # "N" first, then "name=N"
+        name, _, n = item.rpartition("=")
+        for key in ([name] if name else args.datasets):
+            limits[key] = int(n)
     settings = Settings()
     RESULTS.mkdir(parents=True, exist_ok=True)
     CACHE.mkdir(parents=True, exist_ok=True)
     for profile in args.profile:
-        report = run(profile, args.datasets, args.limit, settings)
+        report = run(profile, args.datasets, limits, settings)
         (RESULTS / f"quality-{profile}.json").write_text(json.dumps(report, indent=2))
         (RESULTS / f"quality-{profile}.md").write_text(table(report) + "\n")
         print(table(report))

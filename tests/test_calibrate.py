@@ -25,7 +25,7 @@ def test_fit_recovers_the_fusion_that_made_the_grades():
     samples = _synthetic()
     fitted = calibrate.fit(samples, Calibration())
     preds = [calibrate.predict(s, fitted.full) for s in samples]
-    assert calibrate.pearson(preds, [s.grade for s in samples]) > 0.95
+    assert calibrate.pearson(preds, [s.grade for s in samples]) > 0.9
     assert fitted.full.w_sim > 2 and fitted.full.w_judge > 0.3  # both signals carry weight
     assert fitted.embedding_only.w_judge == 0 and fitted.judge_only.w_sim == 0
 
