@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,12 +123,18 @@ class _Verified:
         return self._read().get(self._key(path))
 
     def put(self, path: Path, digest: str) -> None:
+        """Remember a verified file. Best effort: several processes may write at once, and a lost
+        record only means hashing the file again next time."""
         records = self._read()
         records[self._key(path)] = digest
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(records, indent=1))
-        os.replace(tmp, self.file)
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".verified-", suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(records, indent=1))
+            os.replace(tmp, self.file)
+        except OSError:
+            pass
 
 
 def verify(model: ModelFile, data_dir: Path, *, full: bool = False) -> str:
