@@ -9,22 +9,26 @@ What is measured, per model profile:
 
 - Latency of grading one answer: the seed document, the strong/partial/weak answers of
   tests/adversarial/answers.yaml to Q1..Q10, judge on, in steady state: the models are loaded
-  and warmed, and every question has been graded once (that first answer per question also pays
-  for the null-answer baseline and the rubric's embeddings; it is reported on its own). Each
-  grading is on a different question than the one before, as in an interview, so the judge
-  cannot reuse the question part of its prompt. Before each measured grading the answer texts
-  are dropped from the embedder's cache (the rubric's stay), so every answer is embedded as a
-  new answer would be and repeated rounds measure the same work. p50/p95 of the total, and of
-  its parts from `Engine.last_timings` (embedding, judge, the rest). The same answers again
-  with the judge off give the embedding-only latency.
-- Batch throughput over /work/shared/eval/mohler.dev.jsonl graded the way `interviewer grade
-  ANSWERS` does it (`batch.by_question`, `batch.grade_row`): embedding only over --batch-answers
-  rows (the dev split has 443; the list is repeated to reach the count), and with the judge over
-  --judge-answers rows (up to 10 per question), after one warm-up answer per question.
+  and warmed, and every question has been graded once. That first answer per question is
+  reported on its own: it also pays for the rubric's embeddings and for the null-answer baseline
+  (the engine here gets a fresh data directory, so no baseline persisted by an earlier run is
+  found). Each grading is on a different question than the one before, as in an interview, so
+  the judge cannot reuse the question part of its prompt. Before each measured grading the
+  answer texts are dropped from the embedder's cache (the rubric's stay), so every answer is
+  embedded as a new answer would be and repeated rounds measure the same work. p50/p95 of the
+  total, and of its parts from `Engine.last_timings` (embedding, judge, the rest). The same
+  answers again with the judge off give the embedding-only latency.
+- Batch throughput over /work/shared/eval/mohler.dev.jsonl, run as `interviewer grade ANSWERS`
+  runs it (`batch.BatchJob`: rows grouped by question, embeddings prefetched, each record
+  appended to the results file), wall time of the whole job: embedding only over
+  --batch-answers rows (the dev split has 443; the list is repeated to reach the count), and with
+  the judge over --judge-answers rows (up to 10 per question), after one warm-up answer per
+  question.
 - Cold start: wall time of a fresh `interviewer grade -q Q1 -a ... --json --profile P` process
   (median of 3) and its peak resident memory (os.wait4's rusage of that very child), and
   `interviewer --help` (median of 5). The page cache is warm: this is a fresh process, not a
-  fresh boot.
+  fresh boot. The runs share a temporary data directory, so the first computes Q1's null-answer
+  baseline and the later ones read it from the engine's persisted cache; each run's time is kept.
 - API: a real `interviewer serve` (INTERVIEWER_PROFILE=P, a temporary INTERVIEWER_DATA_DIR that
   links to the assembled models), 20 reader threads reading one question
   (GET /documents/transformers_llms/questions/Q1) back to back on 127.0.0.1 (or --api-think-ms
@@ -42,8 +46,8 @@ What is measured, per model profile:
   the gap is overhead or unfavourable batch shapes.
 
 The engine is not modified: the benchmark only wraps, on its own instances, the judge's
-`_run` (to time each llama_decode and count its tokens) and the embedder model's `encode` (to
-count sentences). Results: bench/results/speed-<profile>.json and bench/results/speed.md (a
+`_run` (to time each llama_decode and count its tokens), the embedder model's `encode` (to
+count sentences) and, during batch runs, `Engine.prefetch` (to time it). Results: bench/results/speed-<profile>.json and bench/results/speed.md (a
 table per profile, built from every speed-*.json there). Timings on a busy machine are noisy:
 the load average at start and end is recorded with the figures.
 """
@@ -186,18 +190,12 @@ class Sample:
 
 
 def grade_once(engine: Engine, probe: Probe, reset: AnswerCacheReset, qid: str, answer: str, label: str,
-               doc: Path, use_judge: bool, row: batch.Row | None = None) -> Sample:
+               doc: Path, use_judge: bool) -> Sample:
     reset()
     tok0, dec0, sent0 = probe.tokens, len(probe.decodes), probe.sentences
-    if row is not None:  # the batch path: what `interviewer grade ANSWERS` does per row
-        record = batch.grade_row(engine, row, doc, use_judge)
-        result = record["result"] or {}
-        gate = (result.get("gate") or {}).get("code")
-        status = (result.get("provenance") or {}).get("judge_status", record["status"])
-    else:
-        result = engine.grade(qid, answer, doc=doc, use_judge=use_judge)
-        gate = result.gate.code if result.gate else None
-        status = result.provenance.judge_status
+    result = engine.grade(qid, answer, doc=doc, use_judge=use_judge)
+    gate = result.gate.code if result.gate else None
+    status = result.provenance.judge_status
     t = engine.last_timings
     return Sample(question=qid, label=label, total=t["total"], embedding=t["embedding"], judge=t["judge"],
                   rest=t["total"] - t["embedding"] - t["judge"], tokens=probe.tokens - tok0,
@@ -398,7 +396,58 @@ def read_mohler() -> list[batch.Row]:
     return rows
 
 
-def throughput(engine: Engine, probe: Probe, reset: AnswerCacheReset, ref: Reference, cfg: dict) -> dict:
+def run_batch(engine: Engine, probe: Probe, reset: AnswerCacheReset, rows: list[batch.Row], doc: Path,
+              use_judge: bool, work: Path, name: str, between=None) -> dict:
+    """One `BatchJob` over `rows` (written as JSONL with unique ids), the way `interviewer grade
+    ANSWERS` runs it: prefetched embeddings, rows grouped by question, each record appended and
+    fsynced. Wall time of the whole run, plus the engine's own timings per row. `between(row,
+    sample)` runs after each graded row; its time is left out of the wall time."""
+    src, out = work / f"{name}.jsonl", work / f"{name}.results.jsonl"
+    src.write_text("".join(json.dumps({"id": f"{r.id}#{i}", "question": r.question, "answer": r.answer}) + "\n"
+                           for i, r in enumerate(rows)))
+    reset()  # answers of earlier runs leave the embedder's cache
+    job = batch.BatchJob(engine, src, out, doc=doc, use_judge=use_judge)
+    prefetch_s = [0.0]
+    prefetch = engine.prefetch if hasattr(engine, "prefetch") else None
+    if prefetch is not None:
+        def timed_prefetch(answers, prefetch=prefetch):
+            t0 = time.perf_counter()
+            try:
+                return prefetch(answers)
+            finally:
+                prefetch_s[0] += time.perf_counter() - t0
+
+        engine.prefetch = timed_prefetch
+    samples, errors, excluded = [], 0, 0.0
+    tok0, dec0, sent0 = probe.tokens, len(probe.decodes), probe.sentences
+    started = time.perf_counter()
+    try:
+        for record in job.run():
+            if record["status"] != "graded":
+                errors += 1
+                continue
+            t, result = engine.last_timings, record["result"]
+            samples.append(Sample(question=record["question"], label=str(record["id"]), total=t["total"],
+                                  embedding=t["embedding"], judge=t["judge"],
+                                  rest=t["total"] - t["embedding"] - t["judge"], tokens=probe.tokens - tok0,
+                                  sentences=probe.sentences - sent0, decodes=probe.decodes[dec0:],
+                                  gate=(result.get("gate") or {}).get("code"),
+                                  judge_status=result["provenance"]["judge_status"]))
+            if between is not None:
+                t0 = time.perf_counter()
+                between(rows[int(str(record["id"]).rsplit("#", 1)[1])], samples[-1])
+                excluded += time.perf_counter() - t0
+            tok0, dec0, sent0 = probe.tokens, len(probe.decodes), probe.sentences
+    finally:
+        wall = time.perf_counter() - started - excluded
+        if prefetch is not None:
+            del engine.prefetch
+    return {"samples": samples, "wall_s": wall, "prefetch_s": prefetch_s[0], "errors": errors}
+
+
+def throughput(engine: Engine, probe: Probe, reset: AnswerCacheReset, ref: Reference, cfg: dict,
+               work: Path) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
     distinct_rows = read_mohler()
     distinct = len(distinct_rows)
     rows = batch.by_question([distinct_rows[i % distinct] for i in range(cfg["batch_answers"])])
@@ -408,22 +457,24 @@ def throughput(engine: Engine, probe: Probe, reset: AnswerCacheReset, ref: Refer
     log(f"  embedding only: warm-up ({len(qids)} questions), then {cfg['batch_runs']} x {len(rows)} answers")
     for q in qids:  # rubric embeddings of every question, once
         first = next(r for r in rows if r.question == q)
-        grade_once(engine, probe, reset, q, first.answer, "warm-up", MOHLER_DOC, False, row=first)
+        grade_once(engine, probe, reset, q, first.answer, "warm-up", MOHLER_DOC, False)
     sentences = sentences_of([r.answer for r in distinct_rows], 256)
     runs = []
-    for _ in range(cfg["batch_runs"]):
+    for k in range(cfg["batch_runs"]):
         ref.encode_rate("batch", sentences)
-        runs.append([grade_once(engine, probe, reset, r.question, r.answer, r.id, MOHLER_DOC, False, row=r)
-                     for r in rows])
+        runs.append(run_batch(engine, probe, reset, rows, MOHLER_DOC, False, work, f"embedding-{k}"))
     ref.encode_rate("batch", sentences)
-    rates = [len(s) / sum(x.total for x in s) for s in runs]
+    rates = [len(r["samples"]) / r["wall_s"] for r in runs]
     middle = runs[int(np.argsort(rates)[len(rates) // 2])]
-    all_samples = [x for s in runs for x in s]
+    every_sample = [x for r in runs for x in r["samples"]]
+    emb_s = sum(r["prefetch_s"] for r in runs) + sum(x.embedding for x in every_sample)
     out = {"dataset": MOHLER.name, "distinct_answers": distinct, "embedding_only": {
         "answers": len(rows), "runs": len(runs), "answers_per_s": median(rates), "answers_per_s_runs": rates,
         "note": f"{distinct} distinct answers" + (f", repeated to {len(rows)}" if len(rows) > distinct else ""),
-        **{k: v for k, v in summary(middle).items() if k != "answers"},
-        "all_runs": {k: summary(all_samples)[k] for k in ("embedding_seconds", "sentences_encoded")}}}
+        "wall_s": middle["wall_s"], "prefetch_s": middle["prefetch_s"], "errors": sum(r["errors"] for r in runs),
+        **{k: v for k, v in summary(middle["samples"]).items() if k != "answers"},
+        "all_runs": {"embedding_seconds": emb_s, "sentences_encoded": sum(x.sentences for x in every_sample),
+                     "note": "embedding seconds = prefetch + embedding inside grade()"}}}
     if probe.judge is None:
         out["with_judge"] = {"error": "judge unavailable"}
         return out
@@ -440,15 +491,19 @@ def throughput(engine: Engine, probe: Probe, reset: AnswerCacheReset, ref: Refer
     for q, row in spare.items():  # null-answer baseline and rubric embeddings, once per question
         answer = row.answer if row else engine.rubric(MOHLER_DOC).for_question(q).question.short_answer
         grade_once(engine, probe, reset, q, answer, "warm-up", MOHLER_DOC, True)
-    stride = every(len(picked), cfg["raw_prompts"])
-    samples, due = [], 0
-    for i, r in enumerate(picked):
-        samples.append(grade_once(engine, probe, reset, r.question, r.answer, r.id, MOHLER_DOC, True, row=r))
-        due += i % stride == stride // 2
-        if due and samples[-1].gate is None and len(ref.judge_runs.get("batch", [])) < cfg["raw_prompts"]:
-            ref.judge_rate("batch", r.question, r.answer, MOHLER_DOC)
-            due -= 1
-    out["with_judge"] = {"questions": len(spare), "answers_per_s": len(samples) / sum(s.total for s in samples),
+    stride, seen, due = every(len(picked), cfg["raw_prompts"]), [0], [0]
+
+    def between(row: batch.Row, sample: Sample) -> None:  # the hardware on the same prompts, in between
+        due[0] += seen[0] % stride == stride // 2
+        seen[0] += 1
+        if due[0] and sample.gate is None and len(ref.judge_runs.get("batch", [])) < cfg["raw_prompts"]:
+            ref.judge_rate("batch", row.question, row.answer, MOHLER_DOC)
+            due[0] -= 1
+
+    run = run_batch(engine, probe, reset, picked, MOHLER_DOC, True, work, "judge", between)
+    samples = run["samples"]
+    out["with_judge"] = {"questions": len(spare), "answers_per_s": len(samples) / run["wall_s"],
+                         "wall_s": run["wall_s"], "prefetch_s": run["prefetch_s"], "errors": run["errors"],
                          **summary(samples), "decode_shapes": decode_shapes(samples)}
     return out
 
@@ -509,10 +564,11 @@ def hardware(ref: Reference, cfg: dict, answers: dict) -> dict:
 
 
 # -- subprocesses ----------------------------------------------------------------------------------
-def data_dir_for(settings: Settings, profile: str, root: Path) -> Path:
+def data_dir_for(settings: Settings, profile: str, root: Path, tag: str = "data") -> Path:
     """A fresh data directory whose models are links to the assembled ones (and whose record of
-    verified hashes is a copy), so nothing is assembled or re-hashed and the user's is untouched."""
-    d = root / f"data-{profile}"
+    verified hashes is a copy), so nothing is assembled or re-hashed, no cache of an earlier run
+    (null-answer baselines) is found, and the user's data directory is untouched."""
+    d = root / f"{tag}-{profile}"
     (d / "models").mkdir(parents=True, exist_ok=True)
     real = models.profile(settings, profile)
     fresh = models.profile(settings.model_copy(update={"data_dir": d}), profile)
@@ -590,9 +646,13 @@ def cold_start(profile: str, env: dict, cfg: dict, answer: str) -> dict:
         log(f"  cold start {i + 1}/{cfg['cold_runs']}: {r['wall_s']:.2f} s, rc {r['rc']}, "
             f"peak RSS {r['max_rss_bytes'] / 2**20:.0f} MiB, judge {status}")
     ok = [r for r in runs if r["rc"] == 0]
+    failed = [r for r in runs if r["rc"] != 0]
     return {"command": "interviewer grade -q Q1 -a <strong answer> --json --profile " + profile,
             "runs": runs, "wall_s": median([r["wall_s"] for r in ok]),
-            "max_rss_bytes": max((r["max_rss_bytes"] for r in ok), default=None)}
+            "max_rss_bytes": max((r["max_rss_bytes"] for r in ok), default=None),
+            **({"error": f"{len(failed)} of {len(runs)} runs failed (rc {failed[0]['rc']}): "
+                         + ((failed[0].get("stderr") or "").strip().splitlines() or ["no output"])[-1][:300]}
+               if failed else {})}
 
 
 def help_time(env: dict, cfg: dict) -> dict:
@@ -821,8 +881,8 @@ def figures(r: dict) -> list[dict]:
     pt = lat.get("prompt_tokens")
     add("  judge prompt tokens per answer: question part (head) / answer / yes-no questions",
         pt and pt["head"]["mean"], lambda _: " / ".join(f"{pt[k]['mean']:.0f}" for k in ("head", "body", "questions")))
-    add(f"first answer per question p50 ({first.get('answers', 0)} questions: + null baseline, rubric "
-        "embeddings)", first.get("p50_s"), s)
+    add(f"first answer per question p50 ({first.get('answers', 0)} questions: + null baseline, none persisted; "
+        "rubric embeddings)", first.get("p50_s"), s)
     add("judge efficiency (tokens / (judge s x raw tok/s))", eff.get("judge"), lambda v: f"{v * 100:.0f}%",
         "≥ 80%", 0.8, True)
     add(f"grade latency p50, embedding only ({emb_only.get('answers', 0)} gradings)", emb_only.get("p50_s"), ms,
@@ -848,7 +908,7 @@ def figures(r: dict) -> list[dict]:
     add(f"API question read p50, {wg.get('readers', 20)} readers{pace}, while grading ({wg.get('reads_per_s', 0):.0f} "
         "reads/s)", wg.get("read_p50_ms"), lambda v: f"{v:.1f} ms")
     add(f"API question read p99, while grading ({wg.get('reads', 0)} reads with a grading in flight, "
-        f"{wg.get('gradings_done_in_window', 0)} gradings done)",
+        f"gradings done: {wg.get('gradings_done_in_window', 0)})",
         wg.get("read_p99_ms"), lambda v: f"{v:.1f} ms", "≤ 50 ms", 50)
     add("API question read p99, no grading (reference)", _get_path(api_, "idle", "read_p99_ms"),
         lambda v: f"{v:.1f} ms")
@@ -963,14 +1023,21 @@ def run_profile(name: str, cfg: dict, args, settings: Settings, answers: dict, t
     report["help"] = part("help", lambda: help_time(env_cli, cfg)) or {}
     report["cold_start"] = part("cold", lambda: cold_start(name, env_cli, cfg, q1)) or {}
     report["api"] = part("api", lambda: api(name, env, data_dir, cfg, answers)) or {}
-    if report["api"].get("error"):
-        report["errors"]["api"] = report["api"]["error"]
+    for key in ("cold_start", "api"):
+        if report[key].get("error"):
+            report["errors"][key] = report[key]["error"]
 
     if not {"latency", "batch", "hardware"} <= set(args.skip):
         log(f"{name}: loading the models in this process")
-        engine = Engine(settings, profile=name)
+        engine_settings = settings.model_copy(update={"data_dir": data_dir_for(settings, name, tmp, "engine")})
+        engine = Engine(engine_settings, profile=name)
         t0 = time.perf_counter()
-        engine.load()
+        try:
+            engine.load()
+        except Exception as exc:  # reported, and tried once more: the figures below need the models
+            traceback.print_exc()
+            report["errors"]["engine_load"] = f"{type(exc).__name__}: {exc}"
+            engine.load()
         report["engine_load_s"] = time.perf_counter() - t0
         probe = Probe(engine)
         reset = AnswerCacheReset(engine)
@@ -980,7 +1047,8 @@ def run_profile(name: str, cfg: dict, args, settings: Settings, answers: dict, t
             report["errors"]["judge"] = f"judge unavailable: {engine._judge_error}"
         try:
             report["latency"] = part("latency", lambda: latency(engine, probe, reset, ref, cfg, answers)) or {}
-            report["batch"] = part("batch", lambda: throughput(engine, probe, reset, ref, cfg)) or {}
+            report["batch"] = part("batch", lambda: throughput(engine, probe, reset, ref, cfg,
+                                                               tmp / f"batch-{name}")) or {}
             report["hardware"] = part("hardware", lambda: hardware(ref, cfg, answers)) or {}
         finally:
             ref.close()
@@ -998,10 +1066,12 @@ def run_profile(name: str, cfg: dict, args, settings: Settings, answers: dict, t
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profiles", "--profile", nargs="+", default=["tiny", "standard"])
-    ap.add_argument("--quick", action="store_true", help="smoke run: fewer questions, answers and repeats (~2 min "
-                                                         "per profile)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: fewer questions, answers and repeats (tiny: "
+                                                         "~2 min on a quiet machine)")
     ap.add_argument("--judge-answers", type=int, default=None, help="batch with the judge: answers (default 40; "
                                                                     "quick 8)")
+    ap.add_argument("--questions", type=int, default=None, help="latency: seed questions Q1..QN (default 10; "
+                                                                "quick 3)")
     ap.add_argument("--batch-answers", type=int, default=None, help="batch, embedding only: answers (default 500; "
                                                                     "quick 100)")
     ap.add_argument("--api-think-ms", type=float, default=0.0,
@@ -1014,6 +1084,8 @@ def main() -> None:
         cfg["judge_answers"] = max(1, args.judge_answers)
     if args.batch_answers is not None:
         cfg["batch_answers"] = max(1, args.batch_answers)
+    if args.questions is not None:
+        cfg["questions"] = max(1, args.questions)
     cfg["api_think_ms"] = max(0.0, args.api_think_ms)
     settings = Settings()
     answers = probe_answers()
