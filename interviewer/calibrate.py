@@ -211,15 +211,6 @@ def samples_to_json(samples: list[Sample]) -> list[dict]:
     return [s.__dict__ for s in samples]
 
 
-def samples_from_json(data: list[dict]) -> list[Sample]:
-    return [Sample(**{**d, "weights": tuple(d["weights"]), "sims": tuple(d["sims"]),
-                      "judge": tuple(d["judge"]) if d["judge"] is not None else None}) for d in data]
-
-
-def is_nan(x: float) -> bool:
-    return isinstance(x, float) and math.isnan(x)
-
-
 def _youden(scores: list[float], labels: list[bool]) -> float | None:
     """The cut on `scores` that best separates the labels (max TPR - FPR)."""
     pos, neg = sum(labels), len(labels) - sum(labels)
