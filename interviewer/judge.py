@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import math
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -28,6 +29,7 @@ SYSTEM = (
 ANSWER_OPEN, ANSWER_CLOSE = "<<<CANDIDATE ANSWER\n", "\nCANDIDATE ANSWER>>>\n\n"
 PROMPT_VERSION = "1"  # bump whenever the prompt's wording or layout changes (it keys the cache)
 MAX_ANSWER_TOKENS = 768
+HEAD_CACHE_BYTES = 96 * 2**20  # KV state of question heads kept in memory (~5 MB each with Qwen-1.5B)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class LlamaJudge:
         self._lock = threading.Lock()
         self._loaded = False
         self._cached: list[int] = []  # tokens of sequence 0 now in the KV cache
+        self._heads: OrderedDict[tuple[int, ...], bytes] = OrderedDict()  # head tokens -> saved KV state
         self.tokens_evaluated = 0  # for benchmarks: tokens actually decoded
 
     # -- loading ------------------------------------------------------------------------
@@ -139,6 +142,14 @@ class LlamaJudge:
         body = self._tokens(answer, special=False)[:MAX_ANSWER_TOKENS]
         return fixed, body + self._tokens(ANSWER_CLOSE, special=False)
 
+    def prime(self, context: Context) -> None:
+        """Evaluate and keep the question's head now, so that the first answer does not wait for it."""
+        self.load()
+        with self._lock:
+            head, _ = self.prefix(context, "")
+            if tuple(head) not in self._heads and self._cached[: len(head)] != head:
+                self._decode(head, [], [])
+
     def suffix(self, question: str) -> list[int]:
         return self._tokens(f"{question} Reply Yes or No." + self._mid, special=False) + self._tokens(
             self._tail, special=True
@@ -166,12 +177,16 @@ class LlamaJudge:
         for seq in range(0, self._n_seq + 1):
             ll.llama_memory_seq_rm(mem, seq, keep if seq == 0 else -1, -1)
         self._cached = prefix[:keep]
+        if not keep and self._restore_head(head):
+            keep, self._cached = len(head), list(head)
         for part_start, part in ((0, head), (len(head), body)):
             for start in range(max(keep, part_start), part_start + len(part), self._n_batch):
                 chunk = prefix[start:min(start + self._n_batch, part_start + len(part))]
                 self._fill(batch, [(t, start + i, 0, False) for i, t in enumerate(chunk)])
                 self._run(batch)
                 self._cached = prefix[:start + len(chunk)]
+            if part_start == 0 and keep < len(head):
+                self._save_head(head)
         # 2. Every question branches off the prefix as its own sequence; decode them together.
         out: list[list[float]] = []
         n = len(prefix)
@@ -196,6 +211,33 @@ class LlamaJudge:
             for k in range(1, len(group) + 1):
                 ll.llama_memory_seq_rm(mem, k, -1, -1)
         return out
+
+    def _save_head(self, head: list[int]) -> None:
+        """Keep the KV state of a question's head in memory (least recently used out first), so
+        that coming back to the question, as an interview or a batch does, skips evaluating it."""
+        ll, ctx = self._llama_cpp, self._ctx.ctx
+        size = ll.llama_state_seq_get_size(ctx, 0)
+        buf = (ctypes.c_uint8 * size)()
+        if ll.llama_state_seq_get_data(ctx, buf, size, 0) != size:
+            return
+        self._heads[tuple(head)] = bytes(buf)
+        while sum(map(len, self._heads.values())) > HEAD_CACHE_BYTES and len(self._heads) > 1:
+            self._heads.popitem(last=False)
+
+    def _restore_head(self, head: list[int]) -> bool:
+        """Put a saved head back into sequence 0; False when none is saved or it does not fit."""
+        key = tuple(head)
+        state = self._heads.get(key)
+        if state is None:
+            return False
+        self._heads.move_to_end(key)
+        ll, mem = self._llama_cpp, self._ctx.memory
+        buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        if ll.llama_state_seq_set_data(self._ctx.ctx, buf, len(state), 0) == len(state):
+            return True
+        ll.llama_memory_seq_rm(mem, 0, -1, -1)
+        del self._heads[key]
+        return False
 
     def _fill(self, batch, items) -> None:
         batch.n_tokens = len(items)

@@ -119,8 +119,13 @@ class Practice:
         return self.interviews.report(session.id)
 
     def _warm_up(self) -> None:
+        """Load the models while the user reads the first question, then get ready to grade it."""
+        engine = self.interviews.engine
         try:
-            self.interviews.engine.load(with_judge=self.use_judge)
+            engine.load(with_judge=self.use_judge)
+            question = self.interviews.next_question(self.session_id)
+            if question is not None:
+                engine.prepare(question.id, self.document)
         except Exception:  # grading reports the problem when it happens
             pass
 

@@ -89,6 +89,29 @@ class Engine:
         if loader:
             loader.join()
 
+    def prepare(self, question_id: str, doc: Path | str | None = None) -> None:
+        """Do now what grading an answer to this question needs that does not depend on the
+        answer: embed its rubric and, where the judge is loaded already, its null-answer baseline
+        and the question part of its prompt. Grading then costs only the answer's own work."""
+        qr = self._loaded(doc).rubric.for_question(question_id)
+        self.embedding_signals(qr, qr.question.title)
+        judge = self._judge
+        if judge is not None:
+            context = self.question_context(qr)
+            self._null_signals(judge, qr, context, self.judge_questions(qr))
+            if hasattr(judge, "prime"):
+                judge.prime(context)
+
+    def prepare_in_background(self, question_id: str, doc: Path | str | None = None) -> None:
+        """`prepare` on a daemon thread: while the candidate reads the question and types."""
+        def run():
+            try:
+                self.prepare(question_id, doc)
+            except Exception:  # grading reports any problem when it happens
+                pass
+
+        threading.Thread(target=run, name=f"prepare-{question_id}", daemon=True).start()
+
     # -- documents ----------------------------------------------------------------------
     def document(self, path: Path | str | None = None) -> Document:
         return self._loaded(path).document

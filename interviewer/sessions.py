@@ -193,6 +193,7 @@ class Interviews:
         if s.current_question_id is None:
             return None
         view = self.question(s.document_path, s.current_question_id, include_reference=include_reference)
+        self.engine.prepare_in_background(view.id, s.document_path)  # while the candidate types
         return view.model_copy(update={"position": s.position + 1, "total": s.total})
 
     def answer(self, session: SessionRecord | str, answer: str, *, question_id: str | None = None,

@@ -4,6 +4,7 @@ import pytest
 
 from interviewer.bank import load
 from interviewer.feedback import check_citations
+from interviewer.grading import Prepared
 
 from .conftest import ADVERSARIAL
 
@@ -35,3 +36,41 @@ def test_real_embeddings_separate_strong_from_off_topic(tiny_engine):
 def test_repeat_grading_is_identical(tiny_engine):
     answer = ADVERSARIAL["questions"]["Q6"]["partial"]
     assert tiny_engine.grade("Q6", answer).model_dump() == tiny_engine.grade("Q6", answer).model_dump()
+
+
+def test_a_saved_question_head_gives_the_same_probabilities_with_fewer_tokens(tiny_engine):
+    """Going back to a question restores its prompt head instead of evaluating it again."""
+    judge = tiny_engine.judge()
+    qr1, qr2 = (tiny_engine.rubric().for_question(q) for q in ("Q3", "Q4"))
+    ask = [(tiny_engine.question_context(qr), tiny_engine.judge_questions(qr)) for qr in (qr1, qr2)]
+    answer = ADVERSARIAL["questions"]["Q3"]["partial"]
+    judge._heads.clear()
+    before = judge.tokens_evaluated
+    first = judge.p_yes(ask[0][0], answer, ask[0][1])
+    cost_fresh = judge.tokens_evaluated - before
+    judge.p_yes(ask[1][0], "Something else entirely.", ask[1][1])  # another question's head in between
+    before = judge.tokens_evaluated
+    again = judge.p_yes(ask[0][0], answer, ask[0][1])
+    head, _ = judge.prefix(ask[0][0], answer)
+    assert again == first
+    assert judge.tokens_evaluated - before == cost_fresh - len(head)
+
+
+def test_prepare_leaves_only_the_answer_to_evaluate(tiny_engine):
+    judge = tiny_engine.judge()
+    qr = tiny_engine.rubric().for_question("Q7")
+    judge._heads.clear()
+    judge.p_yes(tiny_engine.question_context(tiny_engine.rubric().for_question("Q8")), "Unrelated.", ["Is it?"])
+    tiny_engine.prepare("Q7")
+    answer = Prepared.of(ADVERSARIAL["questions"]["Q7"]["strong"]).clean
+    head, body = judge.prefix(tiny_engine.question_context(qr), answer)
+    assert tuple(head) in judge._heads
+    questions = tiny_engine.judge_questions(qr)
+    n = len(qr.key_points) + 1
+    sims = tiny_engine.embedding_signals(qr, answer).mis_sim
+    asked = questions[:n] + [q for q, sim in zip(questions[n:], sims)
+                             if sim >= tiny_engine.calibration.misconception_similarity]
+    before = judge.tokens_evaluated
+    assert tiny_engine.grade("Q7", answer).provenance.judge_status == "ok"
+    # only the answer and the yes/no questions: the head and the null baseline were done ahead
+    assert judge.tokens_evaluated - before == len(body) + sum(len(judge.suffix(q)) for q in asked)
