@@ -269,6 +269,7 @@ def questions(doc: Optional[Path] = DocOption,
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
           port: int = typer.Option(8000, "--port", "-p", help="TCP port."),
+          access_log: bool = typer.Option(False, "--access-log", help="Log every request (costs throughput)."),
           profile: Optional[str] = ProfileOption) -> None:
     """Run the REST API (OpenAPI docs at /docs). Models load in the background; /readyz says when.
 
@@ -286,7 +287,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to lis
         Store.for_settings(settings).close()  # fail here, readably, on a bad database; applies migrations
     except InterviewerError as exc:
         _fail(str(exc))
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=access_log)
 
 
 @rubric_app.command("draft")

@@ -32,7 +32,7 @@ class Services:
     readiness: Readiness
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:  # async: no thread hop for a lookup
     return request.app.state.services
 
 

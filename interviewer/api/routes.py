@@ -69,8 +69,10 @@ def list_questions(services: ServicesDep,
 
 @router.get("/documents/{document}/questions/{question_id}", tags=["questions"], summary="One question, for practice",
             description="The reference answer and the rubric's key points only with `include_reference=true`.")
-def get_question(document: DocumentName, question_id: QuestionId, services: ServicesDep,
-                 include_reference: bool = False) -> QuestionView:
+async def get_question(document: DocumentName, question_id: QuestionId, services: ServicesDep,
+                       include_reference: bool = False) -> QuestionView:
+    # async: a read from memory (the document is cached), so it runs on the event loop, never
+    # queued behind threads; the practice read a frontend makes while grading is under way
     path = services.catalog.path(document)
     return services.interviews.question(path, question_id, include_reference=include_reference)
 
