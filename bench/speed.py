@@ -12,8 +12,9 @@ What is measured, per model profile:
   and warmed, and every question has been graded once. That first answer per question is
   reported on its own: it also pays for the rubric's embeddings and for the null-answer baseline
   (the engine here gets a fresh data directory, so no baseline persisted by an earlier run is
-  found). Each grading is on a different question than the one before, as in an interview, so
-  the judge cannot reuse the question part of its prompt. Before each measured grading the
+  found). Each grading is on a different question than the one before, as in an interview: the
+  judge restores that question's saved head (the KV state of the question part of its prompt)
+  rather than evaluating it again, as it would after `Engine.prepare`. Before each measured grading the
   answer texts are dropped from the embedder's cache (the rubric's stay), so every answer is
   embedded as a new answer would be and repeated rounds measure the same work. p50/p95 of the
   total, and of its parts from `Engine.last_timings` (embedding, judge, the rest). The same
@@ -80,6 +81,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from interviewer import batch, grading, models, text  # noqa: E402
+from interviewer import judge as judge_module  # noqa: E402
 from interviewer.config import DEFAULT_DOC, Settings  # noqa: E402
 from interviewer.judge import Context, LlamaJudge  # noqa: E402
 from interviewer.service import Engine  # noqa: E402
@@ -370,7 +372,7 @@ def latency(engine: Engine, probe: Probe, reset: AnswerCacheReset, ref: Referenc
                 h, b, qs = prompt_parts(engine, ref.judge, s.question, answers[s.question][s.label])
                 parts["head"].append(len(h))
                 parts["body"].append(len(b))
-                parts["questions"].append(sum(map(len, qs)))
+                parts["questions"].append(question_tokens(qs))
         if parts["head"]:
             total = sum(map(sum, parts.values()))
             out["prompt_tokens"] = {k: {"mean": float(np.mean(v)), "share": sum(v) / total} for k, v in parts.items()}
@@ -385,6 +387,13 @@ def prompt_parts(engine: Engine, judge: LlamaJudge, qid: str, answer: str, doc: 
     head, body = judge.prefix(engine.question_context(qr), clean)
     questions = engine.judge_questions(qr)[: len(qr.key_points) + 1]
     return head, body, [judge.suffix(q) for q in questions]
+
+
+def question_tokens(suffixes: list[list[int]]) -> int:
+    """Tokens the yes/no questions cost: their common opening is decoded once."""
+    stem = judge_module._stem(suffixes)
+    sharing = sum(1 for q in suffixes if stem and q[: len(stem)] == stem)
+    return sum(map(len, suffixes)) - max(0, sharing - 1) * len(stem)
 
 
 def read_mohler() -> list[batch.Row]:

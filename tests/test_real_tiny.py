@@ -4,6 +4,7 @@ import pytest
 
 from interviewer.bank import load
 from interviewer.feedback import check_citations
+from interviewer import judge as judge_module
 from interviewer.grading import Prepared
 
 from .conftest import ADVERSARIAL
@@ -70,7 +71,35 @@ def test_prepare_leaves_only_the_answer_to_evaluate(tiny_engine):
     sims = tiny_engine.embedding_signals(qr, answer).mis_sim
     asked = questions[:n] + [q for q, sim in zip(questions[n:], sims)
                              if sim >= tiny_engine.calibration.misconception_similarity]
+    suffixes = [judge.suffix(q) for q in asked]
+    stem = judge_module._stem(suffixes)
+    shared = (sum(1 for s in suffixes if s[: len(stem)] == stem) - 1) * len(stem)
     before = judge.tokens_evaluated
     assert tiny_engine.grade("Q7", answer).provenance.judge_status == "ok"
     # only the answer and the yes/no questions: the head and the null baseline were done ahead
-    assert judge.tokens_evaluated - before == len(body) + sum(len(judge.suffix(q)) for q in asked)
+    assert judge.tokens_evaluated - before == len(body) + sum(map(len, suffixes)) - shared
+
+
+def test_questions_share_their_common_opening(tiny_engine, monkeypatch):
+    """'Does the candidate's answer state that' is evaluated once, not once per key point, and
+    the probabilities are, within llama.cpp's batch-shape noise, those of every question in full."""
+    judge = tiny_engine.judge()
+    qr = tiny_engine.rubric().for_question("Q5")
+    context, questions = tiny_engine.question_context(qr), tiny_engine.judge_questions(qr)
+    answer = ADVERSARIAL["questions"]["Q5"]["partial"]
+    suffixes = [judge.suffix(q) for q in questions]
+    stem = judge_module._stem(suffixes)
+    sharing = sum(1 for s in suffixes if s[: len(stem)] == stem)
+    assert len(stem) >= 5 and sharing >= len(qr.key_points)
+
+    def cost(**patch):
+        for name, value in patch.items():
+            monkeypatch.setattr(judge_module, name, value)
+        judge.p_yes(context, "Warm-up: the head is cached after this.", questions)
+        before = judge.tokens_evaluated
+        return judge.p_yes(context, answer, questions), judge.tokens_evaluated - before
+
+    shared, with_stem = cost()
+    full, without = cost(_stem=lambda suffixes: [])
+    assert without - with_stem == (sharing - 1) * len(stem)
+    assert max(abs(a - b) for a, b in zip(shared, full)) < 0.1
