@@ -1,6 +1,6 @@
 """Agreement with human graders on shared/eval, per data set and model profile.
 
-    .venv/bin/python bench/quality.py [--profile tiny standard] [--limit 60 mohler=100] [--datasets mohler ...]
+    .venv/bin/python bench/quality.py [--profile tiny standard] [--limit 60 mohler=100] [--datasets mohler ...] [--fit]
 
 Prints Pearson/Spearman r, RMSE and quadratic weighted kappa on each data set's own scale,
 accuracy / macro-F1 / ROC AUC for the correct-incorrect sets, beside two baselines (answer
@@ -26,7 +26,7 @@ from scipy.stats import spearmanr
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from interviewer import calibrate  # noqa: E402
+from interviewer import calibrate, calibration  # noqa: E402
 from interviewer.config import Settings  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval"
@@ -101,10 +101,9 @@ def metrics(grades, pred, scale: float, step: float, binary: bool) -> dict:
     return out
 
 
-def run(profile: str, names: list[str], limits: dict[str, int | None], settings: Settings) -> dict:
+def run(profile: str, names: list[str], limits: dict[str, int | None], settings: Settings,
+        fit: bool = False) -> dict:
     engine = calibrate.cached_engine(settings, profile, CACHE)
-    cal = engine.calibration
-    report = {"profile": profile, "calibration": cal.id, "limits": limits, "datasets": {}}
     measured = {}
     for name in names:
         rows = calibrate.stratified(calibrate.read_rows(EVAL / f"{name}.dev.jsonl"), limits.get(name))
@@ -118,8 +117,16 @@ def run(profile: str, names: list[str], limits: dict[str, int | None], settings:
         # question ids repeat across documents: make them unique for grouping
         samples = [replace(s, question=f"{name}:{s.question}") for s in samples]
         measured[name] = (rows, samples, round(time.time() - t0, 1))
-    # Held-out estimate: the fusion refitted with whole questions left out, all data sets pooled.
     everything = [s for _, samples, _ in measured.values() for s in samples]
+    cal = engine.calibration
+    if fit:  # as `interviewer calibrate` does, on these samples: the file grading then uses
+        cal = calibrate.fit_thresholds(everything, calibrate.fit(everything, cal, name="calibration"))
+        cal = replace(cal, fitted_on={"answers": len(everything), "questions": len({s.question for s in everything}),
+                                      "files": sorted(f"{name}.dev.jsonl" for name in measured)})
+        calibration.save(cal, calibration.default_path(profile))
+        cal = calibration.load(None, profile)
+    report = {"profile": profile, "calibration": cal.id, "limits": limits, "datasets": {}}
+    # Held-out estimate: the fusion refitted with whole questions left out, all data sets pooled.
     oof = dict(zip((id(s) for s in everything), calibrate.cross_validated(everything, base=cal)))
     for name, (rows, samples, seconds) in measured.items():
         step, binary = DATASETS[name]
@@ -171,6 +178,8 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     ap.add_argument("--limit", nargs="+", default=[],
                     help="stratified sample per data set: N for all, or name=N (e.g. mohler=100 60)")
+    ap.add_argument("--fit", action="store_true", help="fit the calibration on these samples, write "
+                    "models/calibration-<profile>.json (what grading uses) and report with it")
     args = ap.parse_args()
     limits = {name: None for name in args.datasets}
     for item in sorted(args.limit, key=lambda x: "=" in x):  # "N" first, then "name=N"
@@ -181,7 +190,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     CACHE.mkdir(parents=True, exist_ok=True)
     for profile in args.profile:
-        report = run(profile, args.datasets, limits, settings)
+        report = run(profile, args.datasets, limits, settings, fit=args.fit)
         (RESULTS / f"quality-{profile}.json").write_text(json.dumps(report, indent=2))
         (RESULTS / f"quality-{profile}.md").write_text(table(report) + "\n")
         print(table(report))

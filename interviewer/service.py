@@ -47,6 +47,7 @@ class Engine:
         self._null: dict[tuple, list[float]] = {}
         self._null_store = None
         self._embed_lock, self._judge_lock = threading.Lock(), threading.Lock()
+        self._prepare_lock, self._prepared = threading.Lock(), set()  # questions prepared or under way
         self.last_timings: dict[str, float] = {}  # seconds spent per part of the last grade()
 
     # -- models -------------------------------------------------------------------------
@@ -103,14 +104,27 @@ class Engine:
                 judge.prime(context)
 
     def prepare_in_background(self, question_id: str, doc: Path | str | None = None) -> None:
-        """`prepare` on a daemon thread: while the candidate reads the question and types."""
+        """`prepare` on a thread of its own, while the candidate reads the question and types;
+        at most one at a time per question, and once per question once the judge is loaded."""
+        key = (str(doc or self.settings.doc), question_id)
+        with self._prepare_lock:
+            if key in self._prepared:
+                return
+            self._prepared.add(key)
+
         def run():
+            ready = False
             try:
                 self.prepare(question_id, doc)
+                ready = self._judge is not None
             except Exception:  # grading reports any problem when it happens
                 pass
+            if not ready:
+                with self._prepare_lock:
+                    self._prepared.discard(key)
 
-        threading.Thread(target=run, name=f"prepare-{question_id}", daemon=True).start()
+        # not a daemon: exiting waits for it rather than tearing the models down under it
+        threading.Thread(target=run, name=f"prepare-{question_id}").start()
 
     # -- documents ----------------------------------------------------------------------
     def document(self, path: Path | str | None = None) -> Document:

@@ -56,7 +56,7 @@ def content_words(text: str) -> list[str]:
 
 _META = frozenset("""question asks asked ask asking answer about explain describe mechanism concept thing things
     topic basically essentially refers term idea means mean use used uses works work stands form forms kind
-    type types different difference differ same way ways""".split())
+    type types different difference differ same way ways model models""".split())
 
 
 def novel_words(answer: str, question: str) -> list[str]:
