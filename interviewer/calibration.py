@@ -43,7 +43,7 @@ class Calibration:
     partial: float = 0.3  # credit at or above: partial
     off_topic_similarity: float = 0.2  # best answer/topic cosine below this: off topic
     restated_similarity: float = 0.5  # answer this close to the question, adding <= 3 new words, and ...
-    restated_margin: float = -0.1  # ... at most 0.1 further from it than from the best key point: restated
+    restated_margin: float = 0.0  # ... this much closer to it than to any key point: restated
     misconception_similarity: float = 0.45
     misconception_judge: float = 1.5
     review_disagreement: float = 0.5
