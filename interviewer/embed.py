@@ -63,7 +63,7 @@ class SentenceTransformerEmbedder:
         model = self.load()
         with self._lock:  # the cache and the model are shared by the API's worker threads
             todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
-            for group in _by_length(todo, self._token_counts(model, todo)):
+            for group in _by_length(todo):
                 vectors = model.encode(group, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
                 for text, vec in zip(group, vectors):
                     self._cache[text] = vec.astype(np.float32)
@@ -72,31 +72,23 @@ class SentenceTransformerEmbedder:
                 self._cache.popitem(last=False)
         return out
 
-    @staticmethod
-    def _token_counts(model, texts: list[str]) -> list[int]:
-        if not texts:
-            return []
-        ids = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]
-        return [len(x) for x in ids]
-
     @property
     def dim(self) -> int:
         return int(self.load().get_sentence_embedding_dimension())
 
 
-def _by_length(texts: list[str], tokens: list[int], batch: int = 64) -> list[list[str]]:
-    """Texts in groups of similar token counts. A batch is padded to its longest text, and one
-    answer's pieces range from a few words to the whole answer: padding them all to the longest
-    costs up to 3x the work. A new group starts where a text is 2x (+16 tokens) longer than
-    the group's first."""
-    order = sorted(range(len(texts)), key=lambda i: tokens[i])
-    groups: list[list[int]] = []
-    for i in order:
-        if groups and tokens[i] <= 2 * tokens[groups[-1][0]] + 16 and len(groups[-1]) < batch:
-            groups[-1].append(i)
+def _by_length(texts: list[str], batch: int = 64) -> list[list[str]]:
+    """Texts in groups of similar length. A batch is padded to its longest text, and one answer's
+    pieces range from a few words to the whole answer: padding them all to the longest costs up
+    to 3x the work. A new group starts where a text is 2x (+64 characters) longer than the
+    group's first."""
+    groups: list[list[str]] = []
+    for text in sorted(texts, key=len):
+        if groups and len(text) <= 2 * len(groups[-1][0]) + 64 and len(groups[-1]) < batch:
+            groups[-1].append(text)
         else:
-            groups.append([i])
-    return [[texts[i] for i in g] for g in groups]
+            groups.append([text])
+    return groups
 
 
 _WORD = re.compile(r"[a-z0-9]+")

@@ -123,9 +123,9 @@ class Practice:
         engine = self.interviews.engine
         try:
             engine.load(with_judge=self.use_judge)
-            question = self.interviews.next_question(self.session_id)
-            if question is not None:
-                engine.prepare(question.id, self.document)
+            question_id = self.interviews.get(self.session_id).current_question_id
+            if question_id is not None:
+                engine.prepare(question_id, self.document)
         except Exception:  # grading reports the problem when it happens
             pass
 
