@@ -29,7 +29,8 @@ What is measured, per model profile:
   (median of 3) and its peak resident memory (os.wait4's rusage of that very child), and
   `interviewer --help` (median of 5). The page cache is warm: this is a fresh process, not a
   fresh boot. The runs share a temporary data directory, so the first computes Q1's null-answer
-  baseline and the later ones read it from the engine's persisted cache; each run's time is kept.
+  baseline and prompt head and the later ones read them from the engine's persisted caches;
+  each run's time is kept.
 - API: a real `interviewer serve` (INTERVIEWER_PROFILE=P, a temporary INTERVIEWER_DATA_DIR that
   links to the assembled models), 20 reader threads reading one question
   (GET /documents/transformers_llms/questions/Q1) back to back on 127.0.0.1 (or --api-think-ms

@@ -33,7 +33,6 @@ class Sample:
     weights: tuple[float, ...]
     sims: tuple[float, ...]
     judge: tuple[float, ...] | None  # logit deltas per key point
-    holistic: float | None
     answer_words: int
 
 
@@ -74,18 +73,17 @@ def measure(engine, rows: list[dict], doc: Path, *, use_judge: bool = True, prog
         emb = None if gate else engine.embedding_signals(qr, prepared.clean)
         if emb is not None:
             gate = grading.similarity_gate(qr, prepared.clean, emb, engine.calibration)
-        judge = holistic = None
+        judge = None
         if use_judge and emb is not None:
             signals, _ = engine.judge_signals(qr, prepared.clean, emb)
             if signals is not None:
                 judge = tuple(logit_delta(p, n) for p, n in signals.key_points)
-                holistic = logit_delta(*signals.holistic)
         out.append(Sample(
             id=str(row.get("id", i)), question=qr.question.id,
             grade=float(row["score"]) / float(row["max_score"]), gate=gate.code if gate else None,
             weights=tuple(kp.weight for kp in qr.key_points),
             sims=tuple(emb.kp_sim) if emb else tuple(0.0 for _ in qr.key_points),
-            judge=judge, holistic=holistic, answer_words=len(prepared.clean.split()),
+            judge=judge, answer_words=len(prepared.clean.split()),
         ))
         if progress:
             progress(i, len(ordered))
@@ -99,15 +97,13 @@ def predict(sample: Sample, fusion: Fusion, *, use_judge: bool = True) -> float:
     credits = []
     for k, sim in enumerate(sample.sims):
         j = sample.judge[k] if use_judge and sample.judge else 0.0
-        h = sample.holistic if use_judge and sample.holistic is not None else 0.0
-        credits.append(fusion.credit(sim, j, h))
+        credits.append(fusion.credit(sim, j))
     return float(np.dot(sample.weights, credits) / sum(sample.weights))
 
 
 GRID = {
     "w_sim": (4, 6, 8, 10, 12),
     "w_judge": (0, 0.1, 0.25, 0.5, 0.8, 1.2, 1.6),
-    "w_holistic": (0, 0.1, 0.25, 0.5, 0.8),
 }
 # The absolute scale: a key point whose best-matching sentence is unrelated (cosine 0.25, the
 # level of off-topic text) and on which the judge is no surer than for "I don't know." earns 5%.
@@ -126,16 +122,15 @@ def fit_fusion(samples: list[Sample], kind: str, start: Fusion) -> Fusion:
     usable = [s for s in samples if not s.gate and (kind == "embedding_only" or s.judge is not None)]
     if len(usable) < 5:
         return start
-    allowed = {"full": ("w_sim", "w_judge", "w_holistic"), "embedding_only": ("w_sim",),
-               "judge_only": ("w_judge", "w_holistic")}[kind]
-    axes = [GRID[name] if name in allowed else (0,) for name in ("w_sim", "w_judge", "w_holistic")]
+    allowed = {"full": ("w_sim", "w_judge"), "embedding_only": ("w_sim",), "judge_only": ("w_judge",)}[kind]
+    axes = [GRID[name] if name in allowed else (0,) for name in ("w_sim", "w_judge")]
     if kind == "judge_only":  # alone, the judge must still move the credit across the scale
         axes[1] = tuple(w for w in axes[1] if w >= 0.5)
     groups = {}
     for s in usable:
         groups.setdefault(_group(s), []).append(s)
     feats = [_features(g) for g in groups.values() if len(g) >= 5]
-    best, weights = -2.0, (start.w_sim, start.w_judge, start.w_holistic)
+    best, weights = -2.0, (start.w_sim, start.w_judge)
     for w in itertools.product(*axes):
         if not any(w):
             continue
@@ -153,14 +148,14 @@ def _anchor_bias(weights) -> float:
 
 
 def _features(samples: list[Sample]):
-    """Per key point: sim, judge, holistic, owner index, weight share; and the grades."""
+    """Per key point: sim, judge, owner index, weight share; and the grades."""
     rows = []
     for idx, s in enumerate(samples):
         total = sum(s.weights)
         for k, sim in enumerate(s.sims):
-            rows.append((sim, s.judge[k] if s.judge else 0.0, s.holistic or 0.0, idx, s.weights[k] / total))
+            rows.append((sim, s.judge[k] if s.judge else 0.0, idx, s.weights[k] / total))
     a = np.array(rows, dtype=float)
-    return a[:, :3], a[:, 3].astype(int), a[:, 4], np.array([s.grade for s in samples])
+    return a[:, :2], a[:, 2].astype(int), a[:, 3], np.array([s.grade for s in samples])
 
 
 def _scores(features, weights, bias):

@@ -1,10 +1,9 @@
 """Fusion weights and thresholds, read from a calibration file under models/.
 
 Per key point, with s = embedding cosine of the best-matching answer segment,
-j = logit P(yes) minus logit P(yes | null answer) for that point, and
-h = the same difference for the whole-answer question "correct and complete?":
+and j = logit P(yes) minus logit P(yes | null answer) for that point:
 
-    credit = sigmoid(w_sim * s + w_judge * j + w_holistic * h + bias)
+    credit = sigmoid(w_sim * s + w_judge * j + bias)
 
 `embedding_only` is used when the judge is off or fails, `judge_only` only to flag points
 where the two signals disagree. `interviewer calibrate` fits these on labelled answers.
@@ -19,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .config import MODELS_DIR
+from .errors import InputError
 
 LOGIT_CLIP = 6.0
 
@@ -27,18 +27,17 @@ LOGIT_CLIP = 6.0
 class Fusion:
     w_sim: float = 0.0
     w_judge: float = 0.0
-    w_holistic: float = 0.0
     bias: float = 0.0
 
-    def credit(self, sim: float, judge: float = 0.0, holistic: float = 0.0) -> float:
-        return sigmoid(self.w_sim * sim + self.w_judge * judge + self.w_holistic * holistic + self.bias)
+    def credit(self, sim: float, judge: float = 0.0) -> float:
+        return sigmoid(self.w_sim * sim + self.w_judge * judge + self.bias)
 
 
 @dataclass(frozen=True)
 class Calibration:
-    full: Fusion = Fusion(8.0, 0.8, 0.4, -4.5)
-    embedding_only: Fusion = Fusion(10.0, 0.0, 0.0, -5.0)
-    judge_only: Fusion = Fusion(0.0, 1.0, 0.5, -0.5)
+    full: Fusion = Fusion(8.0, 0.8, -4.5)
+    embedding_only: Fusion = Fusion(10.0, 0.0, -5.0)
+    judge_only: Fusion = Fusion(0.0, 1.0, -0.5)
     covered: float = 0.6  # credit at or above: covered
     partial: float = 0.3  # credit at or above: partial
     off_topic_similarity: float = 0.2  # best answer/topic cosine below this: off topic
@@ -65,6 +64,10 @@ class Calibration:
         kwargs = dict(data)
         for name in ("full", "embedding_only", "judge_only"):
             if name in kwargs:
+                unknown = set(kwargs[name]) - set(Fusion.__dataclass_fields__)
+                if unknown:
+                    raise InputError(f"calibration {source}: {name} has weights this version does not use "
+                                     f"({', '.join(sorted(unknown))}); fit it again with `interviewer calibrate`")
                 kwargs[name] = Fusion(**kwargs[name])
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in kwargs.items() if k in known}, source=source)

@@ -15,7 +15,6 @@ from .rubric import QuestionRubric
 from .schema import (Citation, Gate, GradeResult, JudgeSignal, KeyPointResult, MisconceptionResult,
                      Provenance)
 
-HOLISTIC_QUESTION = "Is the candidate's answer correct and complete compared with the reference answer?"
 NULL_ANSWER = "I don't know."
 
 
@@ -32,7 +31,6 @@ class JudgeSignals:
     """P(yes) from the judge for each question, with the same for the null answer."""
 
     key_points: list[tuple[float, float]]
-    holistic: tuple[float, float]
     misconceptions: list[tuple[float, float] | None] = field(default_factory=list)  # None: not asked
 
 
@@ -110,7 +108,6 @@ def grade(
     kps = rubric.key_points
     results: list[KeyPointResult] = []
     disagreements: list[float] = []
-    holistic = logit_delta(*judge.holistic) if judge else 0.0
     for i, kp in enumerate(kps):
         sim = emb.kp_sim[i] if emb and not gate else 0.0
         signal = None
@@ -120,8 +117,8 @@ def grade(
             p, p_null = judge.key_points[i]
             signal = JudgeSignal(p_yes=round(p, 4), p_yes_null=round(p_null, 4))
             j = logit_delta(p, p_null)
-            credit = cal.full.credit(sim, j, holistic)
-            disagreements.append(abs(cal.embedding_only.credit(sim) - cal.judge_only.credit(0.0, j, holistic)))
+            credit = cal.full.credit(sim, j)
+            disagreements.append(abs(cal.embedding_only.credit(sim) - cal.judge_only.credit(0.0, j)))
         else:
             credit = cal.embedding_only.credit(sim)
         status = "covered" if credit >= cal.covered else "partial" if credit >= cal.partial else "missed"

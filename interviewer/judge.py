@@ -12,7 +12,9 @@ disabled, so chat-template markers inside it are plain text.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import math
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -29,9 +31,11 @@ SYSTEM = (
 ANSWER_OPEN, ANSWER_CLOSE = "<<<CANDIDATE ANSWER\n", "\nCANDIDATE ANSWER>>>\n\n"
 # Bump whenever the prompt's wording or how it is decoded changes: either moves the probabilities
 # (llama.cpp's results depend slightly on how tokens are batched). It keys the cache.
-JUDGE_VERSION = "2"  # 2: questions' common opening decoded once
+# 2: the questions' common opening decoded once; 4: no whole-answer question (3: a trial, not kept).
+JUDGE_VERSION = "4"
 MAX_ANSWER_TOKENS = 768
 HEAD_CACHE_BYTES = 96 * 2**20  # KV state of question heads kept in memory (~5 MB each with Qwen-1.5B)
+HEAD_DISK_BYTES = 512 * 2**20  # and on disk
 
 
 @dataclass(frozen=True)
@@ -70,9 +74,10 @@ class LlamaJudge:
     """A GGUF chat model through llama.cpp's C API (llama-cpp-python's low-level bindings)."""
 
     def __init__(self, path: Path, sha256: str, *, threads: int = 2, n_ctx: int = 2048, n_seq: int = 8,
-                 n_batch: int = 512):
+                 n_batch: int = 512, state_dir: Path | None = None):
         self.path, self.sha256 = Path(path), sha256
         self.id = self.path.name
+        self._state_dir = state_dir  # where question heads' KV states outlive the process
         self._threads, self._n_ctx, self._n_seq, self._n_batch = threads, n_ctx, n_seq, n_batch
         self._lock = threading.Lock()
         self._loaded = False
@@ -112,6 +117,7 @@ class LlamaJudge:
         self._ctx = internals.LlamaContext(model=self._model, params=cparams, verbose=False)
         self._batch = internals.LlamaBatch(n_tokens=self._n_batch, embd=0, n_seq_max=self._n_seq + 2, verbose=False)
         self._llama_cpp = llama_cpp
+        self._build = f"{llama_cpp.__version__} {llama_cpp.llama_print_system_info().decode()}"
         meta = self._model.metadata()
         vocab = self._model
         bos = vocab.token_get_text(vocab.token_bos()) if vocab.token_bos() >= 0 else ""
@@ -226,21 +232,48 @@ class LlamaJudge:
         return out
 
     def _save_head(self, head: list[int]) -> None:
-        """Keep the KV state of a question's head in memory (least recently used out first), so
-        that coming back to the question, as an interview or a batch does, skips evaluating it."""
+        """Keep the KV state of a question's head in memory (least recently used out first) and
+        on disk, so that coming back to the question, as an interview, a batch or the next
+        `interviewer grade` does, skips evaluating it."""
         ll, ctx = self._llama_cpp, self._ctx.ctx
         size = ll.llama_state_seq_get_size(ctx, 0)
         buf = (ctypes.c_uint8 * size)()
         if ll.llama_state_seq_get_data(ctx, buf, size, 0) != size:
             return
-        self._heads[tuple(head)] = bytes(buf)
+        self._remember(tuple(head), bytes(buf))
+        path = self._head_file(head)
+        if path is not None and not path.exists():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_bytes(self._heads[tuple(head)])
+                os.replace(tmp, path)
+                _trim(path.parent, HEAD_DISK_BYTES)
+            except OSError:  # an unwritable data directory only costs speed
+                pass
+
+    def _remember(self, key: tuple[int, ...], state: bytes) -> None:
+        self._heads[key] = state
         while sum(map(len, self._heads.values())) > HEAD_CACHE_BYTES and len(self._heads) > 1:
             self._heads.popitem(last=False)
 
+    def _head_file(self, head: list[int]) -> Path | None:
+        if self._state_dir is None:
+            return None
+        # the saved values depend on the llama.cpp build (its CPU kernels) and the context's shape
+        blob = ",".join(map(str, [self._build, self._n_ctx, self._n_batch, self._n_seq, *head])).encode()
+        return self._state_dir / f"{JUDGE_VERSION}-{hashlib.sha256(blob).hexdigest()[:32]}.kv"
+
     def _restore_head(self, head: list[int]) -> bool:
         """Put a saved head back into sequence 0; False when none is saved or it does not fit."""
-        key = tuple(head)
+        key, path = tuple(head), self._head_file(head)
         state = self._heads.get(key)
+        if state is None and path is not None and path.exists():
+            try:
+                state = path.read_bytes()
+                self._remember(key, state)
+            except OSError:
+                state = None
         if state is None:
             return False
         self._heads.move_to_end(key)
@@ -249,8 +282,19 @@ class LlamaJudge:
         if ll.llama_state_seq_set_data(self._ctx.ctx, buf, len(state), 0) == len(state):
             return True
         ll.llama_memory_seq_rm(mem, 0, -1, -1)
-        del self._heads[key]
+        self.forget_heads(head)
         return False
+
+    def forget_heads(self, head: list[int] | None = None) -> None:
+        """Drop one saved head (or all of them), from memory and from disk."""
+        if head:
+            self._heads.pop(tuple(head), None)
+            paths = [self._head_file(head)] if self._state_dir else []
+        else:
+            self._heads.clear()
+            paths = list(self._state_dir.glob("*.kv")) if self._state_dir else []
+        for path in paths:
+            path.unlink(missing_ok=True)
 
     def _fill(self, batch, items) -> None:
         batch.n_tokens = len(items)
@@ -276,6 +320,16 @@ def _p_yes(row: list[float], yes: list[int], no: list[int]) -> float:
     py = sum(math.exp(v - top) for v in ys)
     pn = sum(math.exp(v - top) for v in ns)
     return py / (py + pn)
+
+
+def _trim(folder: Path, limit: int) -> None:
+    """Delete the least recently written files until the folder holds at most `limit` bytes."""
+    files = sorted(folder.glob("*.kv"), key=lambda p: p.stat().st_mtime, reverse=True)
+    total = 0
+    for path in files:
+        total += path.stat().st_size
+        if total > limit:
+            path.unlink(missing_ok=True)
 
 
 def _stem(suffixes: list[list[int]]) -> list[int]:

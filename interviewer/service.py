@@ -74,8 +74,9 @@ class Engine:
                 try:
                     spec = self.profile.judge
                     digest = models.verify(spec, self.settings.data_dir)
+                    heads = self.settings.data_dir / "cache" / f"heads-{digest[:12]}"
                     self._judge = LlamaJudge(spec.path, digest, threads=self.settings.threads,
-                                             n_ctx=self.settings.judge_context).load()
+                                             n_ctx=self.settings.judge_context, state_dir=heads).load()
                 except ModelUnavailable as exc:
                     self._judge_error = str(exc)
         return self._judge
@@ -207,19 +208,19 @@ class Engine:
         )
 
     def judge_questions(self, qr: QuestionRubric) -> list[str]:
-        return ([grading.key_point_question(kp.text) for kp in qr.key_points] + [grading.HOLISTIC_QUESTION]
+        return ([grading.key_point_question(kp.text) for kp in qr.key_points]
                 + [grading.misconception_question(m.text) for m in qr.misconceptions])
 
     def judge_signals(self, qr: QuestionRubric, answer: str,
                       emb: grading.EmbeddingSignals | None = None) -> tuple[grading.JudgeSignals | None, str]:
-        """Ask the judge about every key point and the whole answer, and about the misconceptions
-        that the answer's wording comes close to (the others cannot be detected anyway)."""
+        """Ask the judge about every key point, and about the misconceptions that the answer's
+        wording comes close to (the others cannot be detected anyway)."""
         judge = self.judge()
         if judge is None:
             return None, f"unavailable: {self._judge_error}"
         context = self.question_context(qr)
         questions = self.judge_questions(qr)
-        n = len(qr.key_points) + 1
+        n = len(qr.key_points)
         threshold = self.calibration.misconception_similarity
         asked = list(range(n)) + [n + i for i, sim in enumerate(emb.mis_sim if emb else []) if sim >= threshold]
         try:
@@ -228,7 +229,7 @@ class Engine:
         except InterviewerError as exc:
             return None, f"unavailable: {exc}"
         pairs = [(p[i], null[i]) if i in p else None for i in range(len(questions))]
-        return grading.JudgeSignals(key_points=pairs[: n - 1], holistic=pairs[n - 1], misconceptions=pairs[n:]), "ok"
+        return grading.JudgeSignals(key_points=pairs[:n], misconceptions=pairs[n:]), "ok"
 
     @staticmethod
     def question_context(qr: QuestionRubric) -> Context:

@@ -5,19 +5,20 @@ import pytest
 
 from interviewer import calibrate, calibration
 from interviewer.calibration import Calibration, Fusion
+from interviewer.errors import InputError
 
 from .conftest import EVAL
 
 
 def _synthetic(n=300, seed=1):
     rng = random.Random(seed)
-    truth = Fusion(w_sim=6.0, w_judge=0.8, w_holistic=0.5, bias=-3.5)
+    truth = Fusion(w_sim=6.0, w_judge=0.8, bias=-3.5)
     samples = []
     for i in range(n):
-        sim, j, h = rng.uniform(0, 1), rng.uniform(-3, 3), rng.uniform(-3, 3)
-        grade = min(1, max(0, truth.credit(sim, j, h) + rng.gauss(0, 0.05)))
+        sim, j = rng.uniform(0, 1), rng.uniform(-3, 3)
+        grade = min(1, max(0, truth.credit(sim, j) + rng.gauss(0, 0.05)))
         samples.append(calibrate.Sample(id=str(i), question=f"q{i % 12}", grade=grade, gate=None, weights=(1.0,),
-                                        sims=(sim,), judge=(j,), holistic=h, answer_words=20))
+                                        sims=(sim,), judge=(j,), answer_words=20))
     return samples
 
 
@@ -49,6 +50,13 @@ def test_calibration_file_round_trip(tmp_path):
     calibration.save(cal, path)
     loaded = calibration.load(path, "tiny")
     assert loaded.full == cal.full and loaded.covered == cal.covered and loaded.source == "cal.json"
+
+
+def test_a_calibration_with_weights_this_version_does_not_use_says_to_refit(tmp_path):
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"full": {"w_sim": 4.0, "w_judge": 1.2, "w_holistic": 0.1, "bias": -3.9}}))
+    with pytest.raises(InputError, match="old.json: full .*w_holistic.*interviewer calibrate"):
+        calibration.load(path, "standard")
 
 
 def test_stratified_sample_spans_the_grades():

@@ -6,6 +6,7 @@ from interviewer.bank import load
 from interviewer.feedback import check_citations
 from interviewer import judge as judge_module
 from interviewer.grading import Prepared
+from interviewer.judge import LlamaJudge
 
 from .conftest import ADVERSARIAL
 
@@ -45,7 +46,7 @@ def test_a_saved_question_head_gives_the_same_probabilities_with_fewer_tokens(ti
     qr1, qr2 = (tiny_engine.rubric().for_question(q) for q in ("Q3", "Q4"))
     ask = [(tiny_engine.question_context(qr), tiny_engine.judge_questions(qr)) for qr in (qr1, qr2)]
     answer = ADVERSARIAL["questions"]["Q3"]["partial"]
-    judge._heads.clear()
+    judge.forget_heads()
     before = judge.tokens_evaluated
     first = judge.p_yes(ask[0][0], answer, ask[0][1])
     cost_fresh = judge.tokens_evaluated - before
@@ -57,17 +58,42 @@ def test_a_saved_question_head_gives_the_same_probabilities_with_fewer_tokens(ti
     assert judge.tokens_evaluated - before == cost_fresh - len(head)
 
 
+def test_a_head_saved_on_disk_serves_the_next_process(tiny_engine, tmp_path):
+    """A new judge (as in the next `interviewer grade`) restores the question's head from disk,
+    with the same probabilities; a damaged file is dropped and the head evaluated again."""
+    model = tiny_engine.judge()
+    qr = tiny_engine.rubric().for_question("Q2")
+    context, questions = tiny_engine.question_context(qr), tiny_engine.judge_questions(qr)
+    answer = ADVERSARIAL["questions"]["Q2"]["partial"]
+
+    def fresh_process():
+        judge = LlamaJudge(model.path, model.sha256, state_dir=tmp_path)
+        return judge.p_yes(context, answer, questions), judge.tokens_evaluated
+
+    first, cost_fresh = fresh_process()
+    saved = list(tmp_path.glob("*.kv"))
+    assert len(saved) == 1
+    again, cost_restored = fresh_process()
+    head, _ = model.prefix(context, answer)
+    assert again == first
+    assert cost_fresh - cost_restored == len(head)
+    saved[0].write_bytes(saved[0].read_bytes()[: saved[0].stat().st_size // 2])
+    repaired, cost = fresh_process()
+    assert repaired == first and cost == cost_fresh
+    assert saved[0].stat().st_size > 1000  # written again, whole
+
+
 def test_prepare_leaves_only_the_answer_to_evaluate(tiny_engine):
     judge = tiny_engine.judge()
     qr = tiny_engine.rubric().for_question("Q7")
-    judge._heads.clear()
+    judge.forget_heads()
     judge.p_yes(tiny_engine.question_context(tiny_engine.rubric().for_question("Q8")), "Unrelated.", ["Is it?"])
     tiny_engine.prepare("Q7")
     answer = Prepared.of(ADVERSARIAL["questions"]["Q7"]["strong"]).clean
     head, body = judge.prefix(tiny_engine.question_context(qr), answer)
     assert tuple(head) in judge._heads
     questions = tiny_engine.judge_questions(qr)
-    n = len(qr.key_points) + 1
+    n = len(qr.key_points)
     sims = tiny_engine.embedding_signals(qr, answer).mis_sim
     asked = questions[:n] + [q for q, sim in zip(questions[n:], sims)
                              if sim >= tiny_engine.calibration.misconception_similarity]
