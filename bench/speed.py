@@ -592,21 +592,36 @@ def data_dir_for(settings: Settings, profile: str, root: Path, tag: str = "data"
     return d
 
 
+def _high_water(pid: int) -> int:
+    """VmHWM of a live process in bytes (0 when unreadable)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next((int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:")), 0)
+    except OSError:
+        return 0
+
+
 def _reap(proc: subprocess.Popen, timeout: float) -> tuple[int | None, int]:
-    """Wait for the child, at most `timeout` s; (exit code or None, peak RSS in bytes)."""
+    """Wait for the child, at most `timeout` s; (exit code or None, peak RSS in bytes).
+
+    The peak is the child's own VmHWM, read while it runs: wait4's ru_maxrss also counts the
+    memory of the process it was forked from (this benchmark, large once a model is loaded)."""
     deadline = time.monotonic() + timeout
+    peak, last_read = 0, 0.0
     while time.monotonic() < deadline:
         if proc.returncode is not None:  # already reaped (by Popen.poll): no rusage left to read
-            return proc.returncode, 0
+            return proc.returncode, peak
+        if time.monotonic() - last_read > 0.02:
+            peak, last_read = max(peak, _high_water(proc.pid)), time.monotonic()
         try:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         except ChildProcessError:
-            return proc.poll(), 0
+            return proc.poll(), peak
         if pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, usage.ru_maxrss * 1024  # KiB on Linux
+            return proc.returncode, peak or usage.ru_maxrss * 1024  # KiB on Linux
         time.sleep(0.002)
-    return None, 0
+    return None, peak
 
 
 def run_process(cmd: list[str], env: dict, timeout: float = PROCESS_TIMEOUT_S) -> dict:
