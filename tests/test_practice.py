@@ -162,6 +162,7 @@ def test_ctrl_c_exits_cleanly_with_the_answers_so_far_saved(env):
     child.sendline("")
     child.expect("Reference answer")
     child.expect(r"Question 2/2 · Q2")
+    child.expect("> ")  # at the prompt, as a user would press it
     child.sendintr()
     child.expect("Interrupted; your answers so far are saved.")
     child.expect("Session summary")
