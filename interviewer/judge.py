@@ -240,13 +240,14 @@ class LlamaJudge:
         buf = (ctypes.c_uint8 * size)()
         if ll.llama_state_seq_get_data(ctx, buf, size, 0) != size:
             return
-        self._remember(tuple(head), bytes(buf))
+        state = bytes(buf)
+        self._remember(tuple(head), state)
         path = self._head_file(head)
         if path is not None and not path.exists():
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_bytes(self._heads[tuple(head)])
+                tmp.write_bytes(state)
                 os.replace(tmp, path)
                 _trim(path.parent, HEAD_DISK_BYTES)
             except OSError:  # an unwritable data directory only costs speed
