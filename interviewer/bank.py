@@ -235,8 +235,20 @@ def _load(path: Path, mtime_ns: int) -> Document:
     return parse(path.read_text(encoding="utf-8"), path)
 
 
+def resolve(path: Path | str) -> Path:
+    """The absolute path with symlinks resolved; remembered for absolute paths, because resolving
+    costs a system call per path component and a server looks its documents up on every request."""
+    path = Path(path).expanduser()
+    return _resolve_absolute(path) if path.is_absolute() else path.resolve()
+
+
+@lru_cache(maxsize=256)
+def _resolve_absolute(path: Path) -> Path:
+    return path.resolve()
+
+
 def load(path: Path | str) -> Document:
-    path = Path(path).expanduser().resolve()
+    path = resolve(path)
     try:
         return _load(path, path.stat().st_mtime_ns)
     except FileNotFoundError:

@@ -6,6 +6,7 @@ their rubrics, measures the signals for an answer and hands them to the pure `gr
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +24,18 @@ from .rubric import QuestionRubric, Rubric
 from .schema import GradeResult, ModelRef, Provenance
 
 WHOLE_ANSWER_WORDS = 60
+BACKGROUND_NICE = 10  # model work on a background thread yields the CPU to whatever a user waits on
+
+
+def background_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux: a per-thread nice value, inherited by the
+    threads it starts, such as llama.cpp's and torch's OpenMP workers). A question read takes about
+    a millisecond and a grading seconds: at nice 10 the grading gives way for that millisecond."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), BACKGROUND_NICE))
+    except (AttributeError, OSError):  # not Linux, or not permitted: same speed, less fair
+        pass
 
 
 @dataclass
@@ -114,6 +127,7 @@ class Engine:
             self._prepared.add(key)
 
         def run():
+            background_priority()
             ready = False
             try:
                 self.prepare(question_id, doc)
@@ -135,7 +149,7 @@ class Engine:
         return self._loaded(path).rubric
 
     def _loaded(self, path) -> _Loaded:
-        path = Path(path or self.settings.doc).expanduser().resolve()
+        path = bank.resolve(path or self.settings.doc)
         doc = bank.load(path)
         cached = self._docs.get(path)
         if cached is None or cached.document is not doc:

@@ -1,6 +1,8 @@
 """The REST API through TestClient on the fake engine: every endpoint and every error code."""
 
 import json
+import os
+import shutil
 import threading
 import time
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ from interviewer.api.pool import GradingPool
 from interviewer.config import DEFAULT_DOC
 from interviewer.embed import HashingEmbedder
 from interviewer.judge import KeywordJudge
+from interviewer import service
 from interviewer.service import Engine
 from interviewer.store import Store
 
@@ -113,6 +116,29 @@ def test_documents_and_questions(client):
     assert q["id"] == "Q4" and q["reference"] is None
     q = client.get("/documents/transformers_llms/questions/q4", params={"include_reference": True}).json()
     assert q["reference"]["answer"] and q["reference"]["key_points"][0]["citation"]["quote"]
+
+
+def test_a_document_added_to_the_data_folder_is_served_without_a_restart(settings, fake_engine, tmp_path):
+    settings = settings.model_copy(update={"data_dir": tmp_path / "data"})
+    folder = settings.data_dir / "documents"
+    with serving(settings, fake_engine) as client:
+        def offered():
+            return {d["name"] for d in client.get("/documents").json()}
+
+        def eventually(condition):
+            deadline = time.monotonic() + 5
+            while not condition():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+
+        assert "extra" not in offered()
+        folder.mkdir(parents=True)
+        shutil.copy(DEFAULT_DOC, folder / "extra.md")
+        eventually(lambda: "extra" in offered())
+        assert client.get("/documents/extra/questions/Q2").json()["id"] == "Q2"
+        (folder / "extra.md").unlink()
+        eventually(lambda: "extra" not in offered())
+        assert_error(client.get("/documents/extra/questions/Q2"), 404, "not_found")
 
 
 def test_unknown_documents_and_questions_are_404(client):
@@ -334,6 +360,21 @@ def test_a_full_queue_is_429_with_retry_after_and_reads_stay_fast(settings, queu
         assert client.get("/candidates/ada/attempts").json()["total"] == 1 + queue_size
         # refused requests stored nothing and the session can go on
         assert client.post(f"/sessions/{sid}/answer", json={"answer": STRONG["Q1"]}, headers=auth).status_code == 200
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread priority is a Linux feature")
+def test_gradings_run_at_a_lower_cpu_priority_than_requests():
+    pool = GradingPool(2, 0)
+    try:
+        def nice():
+            return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+        mine = nice()
+        graders = {pool.call(nice) for _ in range(4)}
+        assert graders == {max(mine, service.BACKGROUND_NICE)}
+        assert nice() == mine  # the caller's own priority is untouched
+    finally:
+        pool.shutdown()
 
 
 def test_concurrent_submissions_to_one_session_count_once(client):

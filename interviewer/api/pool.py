@@ -3,7 +3,8 @@
 At most `workers` gradings run and `queue_size` more wait. A request beyond that is refused at
 once with `Busy` (429 + Retry-After, estimated from recent grading times) instead of queueing
 until it times out. Batch jobs feed the same pool one row at a time (`call`, which waits for a
-slot), so interactive requests keep their place in the queue during a large batch.
+slot), so interactive requests keep their place in the queue during a large batch. The threads
+run at a lower CPU priority, so that reads on the event loop stay fast while gradings run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
+from ..service import background_priority
 from .errors import Busy
 
 T = TypeVar("T")
@@ -25,7 +27,8 @@ class GradingPool:
     def __init__(self, workers: int, queue_size: int):
         self.workers = max(1, workers)
         self.capacity = self.workers + max(0, queue_size)
-        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="grading")
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="grading",
+                                            initializer=background_priority)
         self._slots = threading.BoundedSemaphore(self.capacity)
         self._lock = threading.Lock()
         self._pending = 0

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 
-from ..service import Engine
+from ..service import Engine, background_priority
 
 log = logging.getLogger("interviewer.api")
 
@@ -21,7 +21,11 @@ class Readiness:
         self.load_seconds: float | None = None
 
     def start(self) -> threading.Thread:
-        thread = threading.Thread(target=self.check, name="load-models", daemon=True)
+        def run():
+            background_priority()  # the loading and the test grading give way to requests
+            self.check()
+
+        thread = threading.Thread(target=run, name="load-models", daemon=True)
         thread.start()
         return thread
 
