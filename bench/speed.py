@@ -10,9 +10,10 @@ What is measured, per model profile:
 - Latency of grading one answer: the seed document, the strong/partial/weak answers of
   tests/adversarial/answers.yaml to Q1..Q10, judge on, in steady state: the models are loaded
   and warmed, and every question has been graded once. That first answer per question is
-  reported on its own: it also pays for the rubric's embeddings and for the null-answer baseline
-  (the engine here gets a fresh data directory, so no baseline persisted by an earlier run is
-  found). Each grading is on a different question than the one before, as in an interview: the
+  reported on its own: it also pays for the rubric's embeddings and for the judge's baselines
+  (the null and the reference answer; the engine here gets a fresh data directory, so no
+  baseline persisted by an earlier run is found). Each grading is on a different question than
+  the one before, as in an interview: the
   judge restores that question's saved head (the KV state of the question part of its prompt)
   rather than evaluating it again, as it would after `Engine.prepare`. Before each measured grading the
   answer texts are dropped from the embedder's cache (the rubric's stay), so every answer is
@@ -28,8 +29,8 @@ What is measured, per model profile:
 - Cold start: wall time of a fresh `interviewer grade -q Q1 -a ... --json --profile P` process
   (median of 3) and its peak resident memory (os.wait4's rusage of that very child), and
   `interviewer --help` (median of 5). The page cache is warm: this is a fresh process, not a
-  fresh boot. The runs share a temporary data directory, so the first computes Q1's null-answer
-  baseline and prompt head and the later ones read them from the engine's persisted caches;
+  fresh boot. The runs share a temporary data directory, so the first computes Q1's baselines
+  and prompt head and the later ones read them from the engine's persisted caches;
   each run's time is kept.
 - API: a real `interviewer serve` (INTERVIEWER_PROFILE=P, a temporary INTERVIEWER_DATA_DIR that
   links to the assembled models), 20 reader threads reading one question
@@ -498,7 +499,7 @@ def throughput(engine: Engine, probe: Probe, reset: AnswerCacheReset, ref: Refer
         picked += take
         spare[q] = group[len(take)] if len(group) > len(take) else None
     log(f"  judge on: warm-up ({len(spare)} questions), then {len(picked)} answers")
-    for q, row in spare.items():  # null-answer baseline and rubric embeddings, once per question
+    for q, row in spare.items():  # judge baselines and rubric embeddings, once per question
         answer = row.answer if row else engine.rubric(MOHLER_DOC).for_question(q).question.short_answer
         grade_once(engine, probe, reset, q, answer, "warm-up", MOHLER_DOC, True)
     stride, seen, due = every(len(picked), cfg["raw_prompts"]), [0], [0]
@@ -577,7 +578,7 @@ def hardware(ref: Reference, cfg: dict, answers: dict) -> dict:
 def data_dir_for(settings: Settings, profile: str, root: Path, tag: str = "data") -> Path:
     """A fresh data directory whose models are links to the assembled ones (and whose record of
     verified hashes is a copy), so nothing is assembled or re-hashed, no cache of an earlier run
-    (null-answer baselines) is found, and the user's data directory is untouched."""
+    (the judge's baselines, its prompt heads) is found, and the user's data directory is untouched."""
     d = root / f"{tag}-{profile}"
     (d / "models").mkdir(parents=True, exist_ok=True)
     real = models.profile(settings, profile)
@@ -906,7 +907,7 @@ def figures(r: dict) -> list[dict]:
     pt = lat.get("prompt_tokens")
     add("  judge prompt tokens per answer: question part (head) / answer / yes-no questions",
         pt and pt["head"]["mean"], lambda _: " / ".join(f"{pt[k]['mean']:.0f}" for k in ("head", "body", "questions")))
-    add(f"first answer per question p50 ({first.get('answers', 0)} questions: + null baseline, none persisted; "
+    add(f"first answer per question p50 ({first.get('answers', 0)} questions: + judge baselines, none persisted; "
         "rubric embeddings)", first.get("p50_s"), s)
     add("judge efficiency (tokens / (judge s x raw tok/s))", eff.get("judge"), lambda v: f"{v * 100:.0f}%",
         "≥ 80%", 0.8, True)

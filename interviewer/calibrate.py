@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import grading
-from .calibration import Calibration, Fusion, logit_delta
+from .calibration import Calibration, Fusion, judge_evidence
 from .errors import InputError
 
 
@@ -32,7 +32,7 @@ class Sample:
     gate: str | None
     weights: tuple[float, ...]
     sims: tuple[float, ...]
-    judge: tuple[float, ...] | None  # logit deltas per key point
+    judge: tuple[float, ...] | None  # judge evidence per key point (calibration.judge_evidence)
     answer_words: int
 
 
@@ -77,7 +77,7 @@ def measure(engine, rows: list[dict], doc: Path, *, use_judge: bool = True, prog
         if use_judge and emb is not None:
             signals, _ = engine.judge_signals(qr, prepared.clean, emb)
             if signals is not None:
-                judge = tuple(logit_delta(p, n) for p, n in signals.key_points)
+                judge = tuple(judge_evidence(*kp) for kp in signals.key_points)
         out.append(Sample(
             id=str(row.get("id", i)), question=qr.question.id,
             grade=float(row["score"]) / float(row["max_score"]), gate=gate.code if gate else None,
@@ -102,42 +102,65 @@ def predict(sample: Sample, fusion: Fusion, *, use_judge: bool = True) -> float:
 
 
 GRID = {
-    "w_sim": (4, 6, 8, 10, 12),
-    "w_judge": (0, 0.1, 0.25, 0.5, 0.8, 1.2, 1.6),
+    "w_sim": (2, 3, 4, 6, 8, 10, 12),
+    "w_judge": (0, 0.5, 1, 1.5, 2, 3, 4, 6),
 }
 # The absolute scale: a key point whose best-matching sentence is unrelated (cosine 0.25, the
-# level of off-topic text) and on which the judge is no surer than for "I don't know." earns 5%.
+# level of off-topic text) and on which the judge is no surer than for "I don't know." earns 5%;
+# one stated as in the reference (cosine 1, the judge as sure as for the reference answer) earns
+# at least 90%. Pearson r does not see the scale: without the second anchor, weights that only
+# rank answers could squeeze every credit towards zero.
 ANCHOR_SIM, ANCHOR_CREDIT = 0.25, 0.05
+TOP_SIM, TOP_JUDGE, TOP_CREDIT = 1.0, 1.0, 0.9
 
 
 def _group(sample: Sample) -> str:
     return sample.question.split(":")[0] if ":" in sample.question else ""
 
 
-def fit_fusion(samples: list[Sample], kind: str, start: Fusion) -> Fusion:
+def fit_fusion(samples: list[Sample], start: Fusion) -> Fusion:
     """A few well-founded parameters, chosen by grid search rather than fitted per question:
     the weights that maximise the mean Pearson r over the data sets (each grades on its own
-    scale); the bias then follows from the anchor (an unrelated answer earns ~nothing), because
-    human-graded answers, nearly all on topic, say little about where zero should be."""
-    usable = [s for s in samples if not s.gate and (kind == "embedding_only" or s.judge is not None)]
+    scale) among those that keep the top of the scale (TOP_*); the bias then follows from the
+    anchor (an unrelated answer earns ~nothing), because human-graded answers, nearly all on
+    topic, say little about where zero should be."""
+    usable = [s for s in samples if not s.gate and s.judge is not None]
     if len(usable) < 5:
         return start
-    allowed = {"full": ("w_sim", "w_judge"), "embedding_only": ("w_sim",), "judge_only": ("w_judge",)}[kind]
-    axes = [GRID[name] if name in allowed else (0,) for name in ("w_sim", "w_judge")]
-    if kind == "judge_only":  # alone, the judge must still move the credit across the scale
-        axes[1] = tuple(w for w in axes[1] if w >= 0.5)
     groups = {}
     for s in usable:
         groups.setdefault(_group(s), []).append(s)
     feats = [_features(g) for g in groups.values() if len(g) >= 5]
     best, weights = -2.0, (start.w_sim, start.w_judge)
-    for w in itertools.product(*axes):
-        if not any(w):
+    for w in itertools.product(GRID["w_sim"], GRID["w_judge"]):
+        if _sigmoid(w[0] * TOP_SIM + w[1] * TOP_JUDGE + _anchor_bias(w)) < TOP_CREDIT:
             continue
         r = np.mean([_r(_scores(f, w, _anchor_bias(w)), f[-1]) for f in feats])
         if r > best + 1e-9:
             best, weights = r, w
     return Fusion(*(float(x) for x in weights), bias=round(_anchor_bias(weights), 4))
+
+
+def fit_alone(samples: list[Sample], signal: str, full: Fusion, start: Fusion) -> Fusion:
+    """One signal's fusion, for when the other is missing (`signal`: "sim" or "judge"): the weight
+    and bias whose credits come closest (least squares) to the full fusion's on the same key
+    points, so that a grade without the judge is on the same scale as one with it."""
+    usable = [s for s in samples if not s.gate and s.judge is not None]
+    x = np.array([(sim, s.judge[k]) for s in usable for k, sim in enumerate(s.sims)], dtype=float)
+    if len(x) < 5:
+        return start
+    target = _sigmoid(x @ np.array([full.w_sim, full.w_judge]) + full.bias)
+    col = 0 if signal == "sim" else 1
+    weights, biases = np.arange(0.25, 16.01, 0.25), np.arange(-12.0, 4.0, 0.05)
+    err = np.array([((_sigmoid(w * x[:, col, None] + biases) - target[:, None]) ** 2).mean(axis=0)
+                    for w in weights])  # weights x biases
+    i, j = np.unravel_index(np.argmin(err), err.shape)
+    w, bias = float(weights[i]), round(float(biases[j]), 4)
+    return Fusion(w, 0.0, bias) if col == 0 else Fusion(0.0, w, bias)
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-np.clip(x, -30, 30)))
 
 
 def _anchor_bias(weights) -> float:
@@ -160,7 +183,7 @@ def _features(samples: list[Sample]):
 
 def _scores(features, weights, bias):
     x, owner, share, grades = features
-    credit = 1 / (1 + np.exp(-np.clip(x @ np.asarray(weights) + bias, -30, 30)))
+    credit = _sigmoid(x @ np.asarray(weights) + bias)
     return np.bincount(owner, weights=share * credit, minlength=len(grades))
 
 
@@ -170,11 +193,12 @@ def _r(pred, grades) -> float:
 
 def fit(samples: list[Sample], base: Calibration | None = None, name: str = "fitted") -> Calibration:
     base = base or Calibration()
+    full = fit_fusion(samples, base.full)
     return replace(
         base,
-        full=fit_fusion(samples, "full", base.full),
-        embedding_only=fit_fusion(samples, "embedding_only", base.embedding_only),
-        judge_only=fit_fusion(samples, "judge_only", base.judge_only),
+        full=full,
+        embedding_only=fit_alone(samples, "sim", full, base.embedding_only),
+        judge_only=fit_alone(samples, "judge", full, base.judge_only),
         source=name,
         fitted_on={"answers": len(samples), "questions": len({s.question for s in samples})},
     )
@@ -274,8 +298,10 @@ def run(engine, pairs: list[tuple[Path, Path]], limit: int | None = None, progre
 
 
 def cached_engine(settings, profile: str, cache_dir: Path, *, calibration_=None):
-    """An Engine whose judge answers from a SQLite cache keyed by model sha256 and prompt."""
-    from . import models
+    """An Engine whose judge answers from a SQLite cache keyed by model sha256 and prompt. Its
+    calibration, the starting point of a fit, is the current one, or the built-in defaults where
+    the current one was fitted for another version of the signals (a fit is what it needs)."""
+    from . import calibration, models
     from .judge import CachingJudge, LlamaJudge
     from .service import Engine
 
@@ -283,4 +309,9 @@ def cached_engine(settings, profile: str, cache_dir: Path, *, calibration_=None)
     digest = models.verify(spec, settings.data_dir)
     inner = LlamaJudge(spec.path, digest, threads=settings.threads, n_ctx=settings.judge_context)
     judge = CachingJudge(inner, cache_dir / f"judge-{digest[:12]}.sqlite")
+    if calibration_ is None:
+        try:
+            calibration_ = calibration.load(settings.calibration, profile)
+        except InputError:
+            calibration_ = Calibration()
     return Engine(settings, profile=profile, judge=judge, calibration_=calibration_)

@@ -1,12 +1,13 @@
 """Fusion weights and thresholds, read from a calibration file under models/.
 
-Per key point, with s = embedding cosine of the best-matching answer segment,
-and j = logit P(yes) minus logit P(yes | null answer) for that point:
+Per key point, with s = embedding cosine of the best-matching answer segment, and j = how far
+the judge's belief that the answer states the point moved from where it is for a null answer
+towards where it is for the reference answer (`judge_evidence`: 0 and 1 respectively):
 
     credit = sigmoid(w_sim * s + w_judge * j + bias)
 
 `embedding_only` is used when the judge is off or fails, `judge_only` only to flag points
-where the two signals disagree. `interviewer calibrate` fits these on labelled answers.
+where the two signals disagree; both are fitted to give the credits `full` gives. `interviewer calibrate` fits these on labelled answers.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from .config import MODELS_DIR
 from .errors import InputError
 
 LOGIT_CLIP = 6.0
+# 2: the judge signal is measured against the reference answer (`judge_evidence`), not in raw log-odds
+VERSION = 2
+EVIDENCE_CLIP = 2.0  # judge evidence beyond twice the reference answer's, either way, adds nothing
+REFERENCE_FLOOR = 0.5  # log-odds: a reference answer the judge barely believes does not inflate the scale
 
 
 @dataclass(frozen=True)
@@ -35,9 +40,9 @@ class Fusion:
 
 @dataclass(frozen=True)
 class Calibration:
-    full: Fusion = Fusion(8.0, 0.8, -4.5)
-    embedding_only: Fusion = Fusion(10.0, 0.0, -5.0)
-    judge_only: Fusion = Fusion(0.0, 1.0, -0.5)
+    full: Fusion = Fusion(4.0, 3.0, -3.94)  # defaults: roughly the standard profile's fit
+    embedding_only: Fusion = Fusion(4.75, 0.0, -2.8)
+    judge_only: Fusion = Fusion(0.0, 3.5, -1.85)
     covered: float = 0.6  # credit at or above: covered
     partial: float = 0.3  # credit at or above: partial
     off_topic_similarity: float = 0.2  # best answer/topic cosine below this: off topic
@@ -48,6 +53,7 @@ class Calibration:
     review_disagreement: float = 0.5
     source: str = "built-in defaults"
     fitted_on: dict = field(default_factory=dict)
+    version: int = VERSION
 
     @property
     def id(self) -> str:
@@ -62,6 +68,9 @@ class Calibration:
     @classmethod
     def from_dict(cls, data: dict, source: str) -> "Calibration":
         kwargs = dict(data)
+        if kwargs.get("version", 1) != VERSION:
+            raise InputError(f"calibration {source} is for version {kwargs.get('version', 1)} of the grading "
+                             f"signals, this is version {VERSION}; fit it again with `interviewer calibrate`")
         for name in ("full", "embedding_only", "judge_only"):
             if name in kwargs:
                 unknown = set(kwargs[name]) - set(Fusion.__dataclass_fields__)
@@ -92,11 +101,20 @@ def sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, x))))
 
 
+def logit(q: float) -> float:
+    q = min(max(q, 1e-6), 1 - 1e-6)
+    return math.log(q / (1 - q))
+
+
 def logit_delta(p: float, p_null: float) -> float:
     """How much more the judge believes the answer than a null answer, in clipped log-odds."""
-
-    def logit(q: float) -> float:
-        q = min(max(q, 1e-6), 1 - 1e-6)
-        return math.log(q / (1 - q))
-
     return max(-LOGIT_CLIP, min(LOGIT_CLIP, logit(p) - logit(p_null)))
+
+
+def judge_evidence(p: float, p_null: float, p_reference: float) -> float:
+    """The judge's belief in a key point on the scale that two known answers set: 0 where it is
+    for the null answer, 1 where it is for the reference answer. The judge is surer of some points
+    than of others even when the answer is the reference itself; raw log-odds would weigh those
+    points more, and a point it never believes strongly would count for little."""
+    reach = max(REFERENCE_FLOOR, logit(p_reference) - logit(p_null))
+    return max(-EVIDENCE_CLIP, min(EVIDENCE_CLIP, (logit(p) - logit(p_null)) / reach))

@@ -10,12 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import __version__, feedback, text
-from .calibration import Calibration, logit_delta
+from .calibration import Calibration, judge_evidence, logit_delta
 from .rubric import QuestionRubric
 from .schema import (Citation, Gate, GradeResult, JudgeSignal, KeyPointResult, MisconceptionResult,
                      Provenance)
 
 NULL_ANSWER = "I don't know."
+
+
+def reference_answer(rubric: QuestionRubric) -> str:
+    """The answer that sets the top of the judge's scale: the document's short answer, with the
+    quoted passage of every key point that it does not contain already."""
+    parts = [rubric.question.short_answer]
+    for kp in rubric.key_points:
+        if kp.quote and kp.quote not in "\n".join(parts):
+            parts.append(kp.quote)
+    return "\n".join(parts)
 
 
 def key_point_question(claim: str) -> str:
@@ -28,10 +38,11 @@ def misconception_question(claim: str) -> str:
 
 @dataclass(frozen=True)
 class JudgeSignals:
-    """P(yes) from the judge for each question, with the same for the null answer."""
+    """P(yes) from the judge for each question: key points (answer, null answer, reference
+    answer) and misconceptions (answer, null answer; None where not asked)."""
 
-    key_points: list[tuple[float, float]]
-    misconceptions: list[tuple[float, float] | None] = field(default_factory=list)  # None: not asked
+    key_points: list[tuple[float, float, float]]
+    misconceptions: list[tuple[float, float] | None] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -114,9 +125,9 @@ def grade(
         if gate:
             credit = 0.0
         elif judge:
-            p, p_null = judge.key_points[i]
-            signal = JudgeSignal(p_yes=round(p, 4), p_yes_null=round(p_null, 4))
-            j = logit_delta(p, p_null)
+            p, p_null, p_ref = judge.key_points[i]
+            signal = JudgeSignal(p_yes=round(p, 4), p_yes_null=round(p_null, 4), p_yes_reference=round(p_ref, 4))
+            j = judge_evidence(p, p_null, p_ref)
             credit = cal.full.credit(sim, j)
             disagreements.append(abs(cal.embedding_only.credit(sim) - cal.judge_only.credit(0.0, j)))
         else:

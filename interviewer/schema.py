@@ -16,7 +16,8 @@ class Citation(BaseModel):
 
 class JudgeSignal(BaseModel):
     p_yes: float = Field(description="Judge's P(yes) that the answer states the point")
-    p_yes_null: float = Field(description="The same for a null answer ('I don't know.'): the baseline")
+    p_yes_null: float = Field(description="The same for a null answer ('I don't know.'): the bottom of the scale")
+    p_yes_reference: float = Field(description="The same for the reference answer: the top of the scale")
 
 
 class KeyPointResult(BaseModel):

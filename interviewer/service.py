@@ -57,8 +57,8 @@ class Engine:
         self._judge_error: str | None = None
         self.calibration = calibration_ or calibration.load(self.settings.calibration, self.profile_name)
         self._docs: dict[Path, _Loaded] = {}
-        self._null: dict[tuple, list[float]] = {}
-        self._null_store = None
+        self._known_baselines: dict[tuple, tuple[list[float], list[float]]] = {}  # question -> its baselines
+        self._baseline_store = None
         self._embed_lock, self._judge_lock = threading.Lock(), threading.Lock()
         self._prepare_lock, self._prepared = threading.Lock(), set()  # questions prepared or under way
         self.last_timings: dict[str, float] = {}  # seconds spent per part of the last grade()
@@ -106,14 +106,15 @@ class Engine:
 
     def prepare(self, question_id: str, doc: Path | str | None = None) -> None:
         """Do now what grading an answer to this question needs that does not depend on the
-        answer: embed its rubric and, where the judge is loaded already, its null-answer baseline
-        and the question part of its prompt. Grading then costs only the answer's own work."""
+        answer: embed its rubric and, where the judge is loaded already, its baselines (the null
+        and the reference answer) and the question part of its prompt. Grading then costs only
+        the answer's own work."""
         qr = self._loaded(doc).rubric.for_question(question_id)
         self.embedding_signals(qr, qr.question.title)
         judge = self._judge
         if judge is not None:
             context = self.question_context(qr)
-            self._null_signals(judge, qr, context, self.judge_questions(qr))
+            self._baselines(judge, qr, context, self.judge_questions(qr))
             if hasattr(judge, "prime"):
                 judge.prime(context)
 
@@ -238,12 +239,14 @@ class Engine:
         threshold = self.calibration.misconception_similarity
         asked = list(range(n)) + [n + i for i, sim in enumerate(emb.mis_sim if emb else []) if sim >= threshold]
         try:
-            null = self._null_signals(judge, qr, context, questions)
+            null, reference = self._baselines(judge, qr, context, questions)
             p = dict(zip(asked, judge.p_yes(context, answer, [questions[i] for i in asked])))
         except InterviewerError as exc:
             return None, f"unavailable: {exc}"
-        pairs = [(p[i], null[i]) if i in p else None for i in range(len(questions))]
-        return grading.JudgeSignals(key_points=pairs[:n], misconceptions=pairs[n:]), "ok"
+        return grading.JudgeSignals(
+            key_points=[(p[i], null[i], reference[i]) for i in range(n)],
+            misconceptions=[(p[i], null[i]) if i in p else None for i in range(n, len(questions))],
+        ), "ok"
 
     @staticmethod
     def question_context(qr: QuestionRubric) -> Context:
@@ -253,18 +256,21 @@ class Engine:
             reference += "\nOther acceptable answers: " + "; ".join(question.alternatives)
         return Context(question.title, reference)
 
-    def _null_signals(self, judge, qr, context, questions) -> list[float]:
-        """P(yes) for the null answer: per process in memory, across processes in a disk cache."""
+    def _baselines(self, judge, qr, context, questions) -> tuple[list[float], list[float]]:
+        """P(yes) for the null answer (every question) and for the reference answer (the key
+        points): per process in memory, across processes in a disk cache."""
         key = (judge.id, judge.sha256, qr.version, qr.question.id)
-        if key not in self._null:
-            if self._null_store is None or self._null_store[0] is not judge:
-                path = self.settings.data_dir / "cache" / f"null-{judge.sha256[:12]}.sqlite"
+        if key not in self._known_baselines:
+            if self._baseline_store is None or self._baseline_store[0] is not judge:
+                path = self.settings.data_dir / "cache" / f"baselines-{judge.sha256[:12]}.sqlite"
                 try:
-                    self._null_store = (judge, CachingJudge(judge, path))
+                    self._baseline_store = (judge, CachingJudge(judge, path))
                 except Exception:  # an unwritable data directory only costs speed
-                    self._null_store = (judge, judge)
-            self._null[key] = self._null_store[1].p_yes(context, grading.NULL_ANSWER, questions)
-        return self._null[key]
+                    self._baseline_store = (judge, judge)
+            store = self._baseline_store[1]
+            self._known_baselines[key] = (store.p_yes(context, grading.NULL_ANSWER, questions),
+                               store.p_yes(context, grading.reference_answer(qr), questions[:len(qr.key_points)]))
+        return self._known_baselines[key]
 
     def provenance(self, doc: Document, qr: QuestionRubric, judge_status: str, judged: bool) -> Provenance:
         judge = self._judge

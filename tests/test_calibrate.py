@@ -31,6 +31,17 @@ def test_fit_recovers_the_fusion_that_made_the_grades():
     assert fitted.embedding_only.w_judge == 0 and fitted.judge_only.w_sim == 0
 
 
+def test_a_single_signal_grades_on_the_scale_of_both_together():
+    samples = _synthetic()
+    fitted = calibrate.fit(samples)
+    both = [fitted.full.credit(s.sims[0], s.judge[0]) for s in samples]
+    embedding = [fitted.embedding_only.credit(s.sims[0]) for s in samples]
+    judge = [fitted.judge_only.credit(0.0, s.judge[0]) for s in samples]
+    for alone in (embedding, judge):
+        assert abs(sum(alone) - sum(both)) / len(both) < 0.1  # no grade collapses towards 0 or 1
+        assert calibrate.pearson(alone, both) > 0.4
+
+
 def test_cross_validation_holds_out_whole_questions():
     samples = _synthetic()
     oof = calibrate.cross_validated(samples, folds=4)
@@ -52,11 +63,26 @@ def test_calibration_file_round_trip(tmp_path):
     assert loaded.full == cal.full and loaded.covered == cal.covered and loaded.source == "cal.json"
 
 
-def test_a_calibration_with_weights_this_version_does_not_use_says_to_refit(tmp_path):
+def test_a_calibration_for_other_signals_says_to_refit_and_a_fit_starts_from_the_defaults(tmp_path):
     path = tmp_path / "old.json"
-    path.write_text(json.dumps({"full": {"w_sim": 4.0, "w_judge": 1.2, "w_holistic": 0.1, "bias": -3.9}}))
+    path.write_text(json.dumps({"full": {"w_sim": 4.0, "w_judge": 1.2, "bias": -3.9}}))  # version 1: no field
+    with pytest.raises(InputError, match="old.json is for version 1 .* this is version 2.*interviewer calibrate"):
+        calibration.load(path, "standard")
+    path.write_text(json.dumps({"version": 2, "full": {"w_sim": 4.0, "w_judge": 1.2, "w_holistic": 0.1}}))
     with pytest.raises(InputError, match="old.json: full .*w_holistic.*interviewer calibrate"):
         calibration.load(path, "standard")
+
+
+def test_judge_evidence_is_measured_between_the_null_and_the_reference_answer():
+    evidence = calibration.judge_evidence
+    assert evidence(0.3, 0.3, 0.9) == 0.0
+    assert evidence(0.9, 0.3, 0.9) == pytest.approx(1.0)
+    assert 0 < evidence(0.6, 0.3, 0.9) < 1 and evidence(0.1, 0.3, 0.9) < 0
+    # the same step in log-odds counts for more where the judge is less sure of the reference
+    assert evidence(0.6, 0.3, 0.7) > evidence(0.6, 0.3, 0.95)
+    # a reference the judge does not believe does not blow the scale up; the ends are clipped
+    assert evidence(0.99, 0.3, 0.3) == calibration.EVIDENCE_CLIP
+    assert evidence(1e-9, 0.5, 0.9) == -calibration.EVIDENCE_CLIP
 
 
 def test_stratified_sample_spans_the_grades():

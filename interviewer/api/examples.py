@@ -6,7 +6,7 @@ GRADE_RESULT = json.loads(r"""
 {
  "question_id": "Q4",
  "question": "What is \"Positional Encoding\" and why do Transformers need it?",
- "score": 6.2,
+ "score": 6.0,
  "max_score": 10.0,
  "key_points": [
   {
@@ -14,12 +14,13 @@ GRADE_RESULT = json.loads(r"""
    "text": "Transformers process all tokens in parallel rather than sequentially like an RNN, so they have no built-in notion of word order.",
    "weight": 1.0,
    "status": "covered",
-   "credit": 0.904,
+   "credit": 0.849,
    "evidence": "Transformers process all tokens in parallel, so they have no notion of order.",
    "similarity": 0.834,
    "judge": {
-    "p_yes": 0.3032,
-    "p_yes_null": 0.2984
+    "p_yes": 0.2564,
+    "p_yes_null": 0.3272,
+    "p_yes_reference": 0.3305
    },
    "citation": {
     "location": "Q4 › Answer",
@@ -31,12 +32,13 @@ GRADE_RESULT = json.loads(r"""
    "text": "Without positional information, sentences with the same words in a different order (\"the dog bit the man\" vs \"the man bit the dog\") would look identical, like a bag of words.",
    "weight": 1.0,
    "status": "missed",
-   "credit": 0.178,
+   "credit": 0.149,
    "evidence": null,
-   "similarity": 0.36,
+   "similarity": 0.4,
    "judge": {
-    "p_yes": 0.218,
-    "p_yes_null": 0.2105
+    "p_yes": 0.2216,
+    "p_yes_null": 0.2217,
+    "p_yes_reference": 0.1916
    },
    "citation": {
     "location": "Q4 › Answer",
@@ -53,8 +55,8 @@ GRADE_RESULT = json.loads(r"""
    "evidence": null
   }
  ],
- "needs_review": true,
- "confidence": 0.18,
+ "needs_review": false,
+ "confidence": 0.29,
  "gate": null,
  "flags": [],
  "removed_text": [],
@@ -64,7 +66,7 @@ GRADE_RESULT = json.loads(r"""
  "gaps": [
   "Without positional information, sentences with the same words in a different order (\"the dog bit the man\" vs \"the man bit the dog\") would look identical, like a bag of words."
  ],
- "feedback": "Score 6.2/10.\nYou covered: ...\nStudy: Q4 › Answer: \"Without Positional Encoding, ...\"",
+ "feedback": "Score 6.0/10.\nYou covered: ...\nStudy: Q4 › Answer: \"Without Positional Encoding, ...\"",
  "reference_answer": "Transformers process all tokens in parallel (unlike RNNs which are sequential). Without Positional Encoding, the model w ...",
  "provenance": {
   "engine_version": "0.1.0",
@@ -81,7 +83,7 @@ GRADE_RESULT = json.loads(r"""
    "sha256": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
   },
   "judge_status": "ok",
-  "calibration": "built-in defaults@b27a4f4a67d4",
+  "calibration": "calibration-tiny.json@45b475b2b4d4",
   "signals": [
    "embedding",
    "judge"
@@ -99,19 +101,19 @@ JOB = {"id": "mK2x9Lq0aBcD4eFg", "state": "running", "filename": "answers.jsonl"
        "use_judge": True, "total": 120, "done": 37, "errors": 2, "created_at": "2025-01-01T10:00:00.000000Z",
        "updated_at": "2025-01-01T10:01:10.000000Z"}
 ATTEMPT = {"id": "0d81270e867644e1915b00f97aa42db3", "session_id": "9f86d081884c7d65", "candidate": "ada",
-           "document": "transformers_llms", "question_id": "Q4", "status": "answered", "score": 6.2,
+           "document": "transformers_llms", "question_id": "Q4", "status": "answered", "score": 6.0,
            "answer": "Transformers process all tokens in parallel, so they have no notion of order. ...",
            "result": GRADE_RESULT, "created_at": "2025-01-01T10:01:00.000000Z"}
 MISSED = {"question_id": "Q4", "key_point_id": "bag-of-words", "status": "missed",
           "text": GRADE_RESULT["key_points"][1]["text"], "citation": GRADE_RESULT["key_points"][1]["citation"]}
 REPORT = {"session_id": "9f86d081884c7d65", "candidate": "ada", "document": "transformers_llms", "state": "finished",
-          "answered": 1, "skipped": 1, "total": 2, "average_score": 3.1,
+          "answered": 1, "skipped": 1, "total": 2, "average_score": 3.0,
           "items": [{"position": 1, "question_id": "Q4", "title": GRADE_RESULT["question"], "status": "answered",
-                     "score": 6.2, "needs_review": True, "attempt_id": ATTEMPT["id"]},
+                     "score": 6.0, "needs_review": False, "attempt_id": ATTEMPT["id"]},
                     {"position": 2, "question_id": "Q7", "title": QUESTION["title"], "status": "skipped",
                      "score": None, "needs_review": None, "attempt_id": "5be1a7e0c7a94c4d8d3c1f0e2b6a9d11"}],
           "missed": [MISSED], "study": [MISSED["citation"]]}
 MASTERY = {"document": "transformers_llms", "question_id": "Q4", "key_point_id": "bag-of-words",
-           "text": MISSED["text"], "attempts": 2, "latest": 0.178, "mean": 0.139,
+           "text": MISSED["text"], "attempts": 2, "latest": 0.149, "mean": 0.125,
            "timeline": [{"at": "2024-12-20T09:00:00.000000Z", "credit": 0.1, "status": "missed"},
-                        {"at": "2025-01-01T10:01:00.000000Z", "credit": 0.178, "status": "missed"}]}
+                        {"at": "2025-01-01T10:01:00.000000Z", "credit": 0.149, "status": "missed"}]}
