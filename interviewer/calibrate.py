@@ -164,10 +164,8 @@ def _sigmoid(x):
 
 
 def _anchor_bias(weights) -> float:
-    logit = math.log(ANCHOR_CREDIT / (1 - ANCHOR_CREDIT))
-    if weights[0] == 0:  # judge only: no evidence beyond the null answer earns the anchor credit
-        return logit
-    return logit - weights[0] * ANCHOR_SIM
+    """The bias that gives the anchor (cosine ANCHOR_SIM, no judge evidence) ANCHOR_CREDIT."""
+    return math.log(ANCHOR_CREDIT / (1 - ANCHOR_CREDIT)) - weights[0] * ANCHOR_SIM
 
 
 def _features(samples: list[Sample]):

@@ -7,7 +7,8 @@ towards where it is for the reference answer (`judge_evidence`: 0 and 1 respecti
     credit = sigmoid(w_sim * s + w_judge * j + bias)
 
 `embedding_only` is used when the judge is off or fails, `judge_only` only to flag points
-where the two signals disagree; both are fitted to give the credits `full` gives. `interviewer calibrate` fits these on labelled answers.
+where the two signals disagree; both are fitted to give the credits `full` gives.
+`interviewer calibrate` fits all three on labelled answers.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from rich.text import Text
 from . import render
 from .bank import plain
 from .errors import InterviewerError
+from .service import background_thread
 from .sessions import Interviews, Order, Report
 from .store import AttemptRecord, Store
 
@@ -121,6 +122,7 @@ class Practice:
     def _warm_up(self) -> None:
         """Load the models while the user reads the first question, then get ready to grade it."""
         engine = self.interviews.engine
+        background_thread()
         try:
             engine.load(with_judge=self.use_judge)
             question_id = self.interviews.get(self.session_id).current_question_id

@@ -7,6 +7,7 @@ their rubrics, measures the signals for an answer and hands them to the pure `gr
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -25,17 +26,24 @@ from .schema import GradeResult, ModelRef, Provenance
 
 WHOLE_ANSWER_WORDS = 60
 BACKGROUND_NICE = 10  # model work on a background thread yields the CPU to whatever a user waits on
+MAIN_THREAD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
-def background_priority() -> None:
-    """Lower the calling thread's CPU priority (Linux: a per-thread nice value, inherited by the
-    threads it starts, such as llama.cpp's and torch's OpenMP workers). A question read takes about
-    a millisecond and a grading seconds: at nice 10 the grading gives way for that millisecond."""
+def background_thread() -> None:
+    """Make the calling thread a background worker (and the threads it starts, such as llama.cpp's
+    and torch's OpenMP workers, which inherit both settings):
+    - a lower CPU priority (Linux: a per-thread nice value). A question read takes about a
+      millisecond and a grading seconds: at nice 10 the grading gives way for that millisecond;
+    - Ctrl-C and SIGTERM blocked, so that the kernel delivers them to the main thread. A busy
+      worker could otherwise take the signal while the main thread waits for input, which
+      Python then never interrupts: Ctrl-C at the prompt would do nothing."""
     try:
         tid = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), BACKGROUND_NICE))
     except (AttributeError, OSError):  # not Linux, or not permitted: same speed, less fair
         pass
+    if hasattr(signal, "pthread_sigmask") and threading.current_thread() is not threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_BLOCK, MAIN_THREAD_SIGNALS)
 
 
 @dataclass
@@ -96,7 +104,11 @@ class Engine:
 
     def load(self, *, with_judge: bool = True) -> None:
         """Load the models now, both at once (a server does this at start-up)."""
-        loader = threading.Thread(target=self.judge, daemon=True) if with_judge else None
+        def load_judge():
+            background_thread()
+            self.judge()
+
+        loader = threading.Thread(target=load_judge, daemon=True) if with_judge else None
         if loader:
             loader.start()
         if hasattr(self.embedder, "load"):
@@ -128,7 +140,7 @@ class Engine:
             self._prepared.add(key)
 
         def run():
-            background_priority()
+            background_thread()
             ready = False
             try:
                 self.prepare(question_id, doc)

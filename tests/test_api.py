@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import signal
 import threading
 import time
 from contextlib import contextmanager
@@ -363,16 +364,17 @@ def test_a_full_queue_is_429_with_retry_after_and_reads_stay_fast(settings, queu
 
 
 @pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread priority is a Linux feature")
-def test_gradings_run_at_a_lower_cpu_priority_than_requests():
+def test_gradings_run_at_a_lower_cpu_priority_and_leave_signals_to_the_main_thread():
     pool = GradingPool(2, 0)
     try:
-        def nice():
-            return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        def state():
+            nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            return nice, signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
 
-        mine = nice()
-        graders = {pool.call(nice) for _ in range(4)}
-        assert graders == {max(mine, service.BACKGROUND_NICE)}
-        assert nice() == mine  # the caller's own priority is untouched
+        mine = state()
+        graders = {pool.call(state) for _ in range(4)}
+        assert graders == {(max(mine[0], service.BACKGROUND_NICE), True)}
+        assert state() == mine and not mine[1]  # the caller's own priority and signals are untouched
     finally:
         pool.shutdown()
 

@@ -4,6 +4,7 @@ real command driven in a pseudo-terminal."""
 import io
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -156,6 +157,7 @@ def test_practice_in_a_terminal_with_hint_paste_skip_and_quit(env, tmp_path):
 
 @pytest.mark.real
 def test_ctrl_c_exits_cleanly_with_the_answers_so_far_saved(env):
+    env = {**env, "PYTHONFAULTHANDLER": "1"}  # SIGABRT prints every thread's stack
     child = spawn(["practice", "--profile", "tiny", "--no-judge", "--count", "2", "--candidate", "ctrl"], env)
     child.expect(r"Question 1/2 · Q1")
     child.sendline(STRONG["Q1"])
@@ -164,7 +166,12 @@ def test_ctrl_c_exits_cleanly_with_the_answers_so_far_saved(env):
     child.expect(r"Question 2/2 · Q2")
     child.expect("> ")  # at the prompt, as a user would press it
     child.sendintr()
-    child.expect("Interrupted; your answers so far are saved.")
+    try:
+        child.expect("Interrupted; your answers so far are saved.", timeout=60)
+    except pexpect.TIMEOUT:  # a hang: show where every thread is
+        child.kill(signal.SIGABRT)
+        child.expect(pexpect.EOF, timeout=30)
+        pytest.fail(f"Ctrl-C at the prompt had no effect in 60 s; the threads were:\n{child.before[-8000:]}")
     child.expect("Session summary")
     child.expect(pexpect.EOF)
     child.close()

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from ..service import background_priority
+from ..service import background_thread
 from .errors import Busy
 
 T = TypeVar("T")
@@ -28,7 +28,7 @@ class GradingPool:
         self.workers = max(1, workers)
         self.capacity = self.workers + max(0, queue_size)
         self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="grading",
-                                            initializer=background_priority)
+                                            initializer=background_thread)
         self._slots = threading.BoundedSemaphore(self.capacity)
         self._lock = threading.Lock()
         self._pending = 0

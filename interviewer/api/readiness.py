@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 
-from ..service import Engine, background_priority
+from ..service import Engine, background_thread
 
 log = logging.getLogger("interviewer.api")
 
@@ -22,7 +22,7 @@ class Readiness:
 
     def start(self) -> threading.Thread:
         def run():
-            background_priority()  # the loading and the test grading give way to requests
+            background_thread()  # the loading and the test grading give way to requests
             self.check()
 
         thread = threading.Thread(target=run, name="load-models", daemon=True)
