@@ -8,12 +8,9 @@ text when stdout is not one.
 from __future__ import annotations
 
 import select
-import signal
-import socket
 import sys
 import threading
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
@@ -48,17 +45,16 @@ class Answer:
     command: str | None = None  # one of COMMANDS, or "eof" when input ended before any text
 
 
-def read_answer(stream: TextIO, out: Console, wakeup: socket.socket | None = None) -> Answer:
+def read_answer(stream: TextIO, out: Console) -> Answer:
     """Read one multi-line answer, or one command typed alone on the first line.
 
     The answer ends at an empty line (unless more pasted text follows at once), a line with
-    just '.', or end of input (Ctrl-D). `wakeup`: see `interruptible`.
+    just '.', or end of input (Ctrl-D).
     """
     lines: list[str] = []
     while True:
         if stream.isatty() and not (lines and _more_pending(stream)):  # no prompts inside a paste
             out.print(Text("> " if not lines else "… ", style="dim"), end="")
-        _wait_for_input(stream, wakeup)
         raw = stream.readline()
         if not raw:  # end of input
             out.print()
@@ -76,39 +72,6 @@ def read_answer(stream: TextIO, out: Console, wakeup: socket.socket | None = Non
             break
     text = "\n".join(lines).strip()
     return Answer(text) if text or raw else Answer(command="eof")
-
-
-@contextmanager
-def interruptible():
-    """A socket that becomes readable when a signal arrives, whichever thread the kernel gave
-    it to (None where that cannot be set up). Waiting for input on it as well makes Ctrl-C
-    work at the prompt even when a worker thread (tqdm's monitor, a model's) took the SIGINT:
-    the main thread, blocked in a plain read, would otherwise never see it."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "set_wakeup_fd"):
-        yield None
-        return
-    reader, writer = socket.socketpair()
-    reader.setblocking(False)
-    writer.setblocking(False)
-    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-    try:
-        yield reader
-    finally:
-        signal.set_wakeup_fd(previous)
-        reader.close()
-        writer.close()
-
-
-def _wait_for_input(stream: TextIO, wakeup: socket.socket | None) -> None:
-    """Block until the terminal has input. A signal ends the wait too; its handler (Ctrl-C:
-    KeyboardInterrupt) then runs here, in the main thread."""
-    if wakeup is None or not stream.isatty():
-        return
-    while stream not in select.select([stream, wakeup], [], [])[0]:
-        try:
-            wakeup.recv(64)  # a signal whose handler did not raise: keep waiting
-        except BlockingIOError:
-            pass
 
 
 def _more_pending(stream: TextIO) -> bool:
@@ -130,7 +93,6 @@ class Practice:
         self.interviews, self.out, self.stream, self.use_judge = interviews, out, stream, use_judge
         self.session_id: str | None = None
         self.document = None
-        self._wakeup: socket.socket | None = None  # see `interruptible`
 
     def run(self, document=None, *, count: int | None = None, order: Order = "document",
             candidate: str | None = None) -> Report:
@@ -150,10 +112,9 @@ class Practice:
                                 + (f", candidate {candidate}" if candidate else "") + ")"))
         out.print(Text(INSTRUCTIONS, style="dim"))
         try:
-            with interruptible() as self._wakeup:
-                while (question := self.interviews.next_question(session.id)) is not None:
-                    if not self._ask(question):
-                        break
+            while (question := self.interviews.next_question(session.id)) is not None:
+                if not self._ask(question):
+                    break
         finally:
             self.interviews.finish(session.id)
         return self.interviews.report(session.id)
@@ -175,7 +136,7 @@ class Practice:
         self._show(question)
         hints = self._hints(question.id)
         while True:
-            answer = read_answer(self.stream, self.out, self._wakeup)
+            answer = read_answer(self.stream, self.out)
             command = answer.command
             if command in (":quit", "eof"):
                 return False
