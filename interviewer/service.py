@@ -34,9 +34,8 @@ def background_thread() -> None:
     and torch's OpenMP workers, which inherit both settings):
     - a lower CPU priority (Linux: a per-thread nice value). A question read takes about a
       millisecond and a grading seconds: at nice 10 the grading gives way for that millisecond;
-    - Ctrl-C and SIGTERM blocked, so that the kernel delivers them to the main thread. A busy
-      worker could otherwise take the signal while the main thread waits for input, which
-      Python then never interrupts: Ctrl-C at the prompt would do nothing."""
+    - Ctrl-C and SIGTERM blocked, so that the kernel delivers them to the main thread, the only
+      one where Python runs signal handlers."""
     try:
         tid = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), BACKGROUND_NICE))
