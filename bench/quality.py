@@ -135,10 +135,10 @@ def run(profile: str, names: list[str], limits: dict[str, int | None], settings:
         grades = [s.grade for s in samples]
         scale = float(ordered[0]["max_score"])
         systems = {
-            "engine (shipped calibration)": [calibrate.predict(s, cal.full) for s in samples],
+            "engine (shipped calibration)": [calibrate.predict(s, cal) for s in samples],
             "engine (refit, questions held out)": [oof[id(s)] for s in samples],
-            "embedding only": [calibrate.predict(s, cal.embedding_only, use_judge=False) for s in samples],
-            "judge only": [calibrate.predict(s, cal.judge_only) for s in samples],
+            "embedding only": [calibrate.predict(s, cal, signals="sim") for s in samples],
+            "judge only": [calibrate.predict(s, cal, signals="judge") for s in samples],
             "baseline: answer length": _minmax([len(r["answer"].split()) for r in ordered]),
             "baseline: TF-IDF cosine": tfidf_cosine([r["answer"] for r in ordered],
                                                     [r["reference_answer"] for r in ordered]),

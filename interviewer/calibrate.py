@@ -75,7 +75,7 @@ def measure(engine, rows: list[dict], doc: Path, *, use_judge: bool = True, prog
             gate = grading.similarity_gate(qr, prepared.clean, emb, engine.calibration)
         judge = None
         if use_judge and emb is not None:
-            signals, _ = engine.judge_signals(qr, prepared.clean, emb)
+            signals, _ = engine.judge_signals(qr, prepared.clean, emb, every_point=True)
             if signals is not None:
                 judge = tuple(judge_evidence(*kp) for kp in signals.key_points)
         out.append(Sample(
@@ -90,14 +90,20 @@ def measure(engine, rows: list[dict], doc: Path, *, use_judge: bool = True, prog
     return out
 
 
-def predict(sample: Sample, fusion: Fusion, *, use_judge: bool = True) -> float:
-    """The 0..1 score the engine would give (before misconception penalties)."""
+def predict(sample: Sample, cal: Calibration, *, signals: str = "both") -> float:
+    """The 0..1 score the engine would give (before misconception penalties); `signals`: "both",
+    or one signal's fusion alone, "sim" or "judge"."""
     if sample.gate:
         return 0.0
     credits = []
     for k, sim in enumerate(sample.sims):
-        j = sample.judge[k] if use_judge and sample.judge else 0.0
-        credits.append(fusion.credit(sim, j))
+        j = sample.judge[k] if sample.judge else None
+        if signals == "sim":
+            credits.append(cal.embedding_only.credit(sim))
+        elif signals == "judge":
+            credits.append(cal.judge_only.credit(0.0, j or 0.0))
+        else:
+            credits.append(cal.credit(sim, j))
     return float(np.dot(sample.weights, credits) / sum(sample.weights))
 
 
@@ -112,6 +118,9 @@ GRID = {
 # rank answers could squeeze every credit towards zero.
 ANCHOR_SIM, ANCHOR_CREDIT = 0.25, 0.05
 TOP_SIM, TOP_JUDGE, TOP_CREDIT = 1.0, 1.0, 0.9
+# Cosines from which a key point may be left to the embedding alone (None: always ask the judge).
+SKIP_GRID = (None, 0.9, 0.85, 0.8, 0.75, 0.7)
+SKIP_TOLERANCE = 0.001  # mean r a lower cut-off, which saves judge work, may cost
 
 
 def _group(sample: Sample) -> str:
@@ -192,7 +201,7 @@ def _r(pred, grades) -> float:
 def fit(samples: list[Sample], base: Calibration | None = None, name: str = "fitted") -> Calibration:
     base = base or Calibration()
     full = fit_fusion(samples, base.full)
-    return replace(
+    fitted = replace(
         base,
         full=full,
         embedding_only=fit_alone(samples, "sim", full, base.embedding_only),
@@ -200,6 +209,26 @@ def fit(samples: list[Sample], base: Calibration | None = None, name: str = "fit
         source=name,
         fitted_on={"answers": len(samples), "questions": len({s.question for s in samples})},
     )
+    return replace(fitted, judge_skip_similarity=fit_skip(samples, fitted))
+
+
+def fit_skip(samples: list[Sample], cal: Calibration) -> float | None:
+    """The cosine from which the embedding decides a key point alone, without asking the judge:
+    of those whose mean r over the data sets is within SKIP_TOLERANCE of the best, the lowest."""
+    groups: dict[str, list[Sample]] = {}
+    for s in samples:
+        if not s.gate and s.judge is not None:
+            groups.setdefault(_group(s), []).append(s)
+    groups = {k: g for k, g in groups.items() if len(g) >= 5}
+    if not groups:
+        return cal.judge_skip_similarity
+    r = {}
+    for cut in SKIP_GRID:
+        trial = replace(cal, judge_skip_similarity=cut)
+        r[cut] = np.mean([_r(np.array([predict(s, trial) for s in g]), np.array([s.grade for s in g]))
+                          for g in groups.values()])
+    best = max(r.values())
+    return [cut for cut in SKIP_GRID if r[cut] >= best - SKIP_TOLERANCE][-1]
 
 
 def cross_validated(samples: list[Sample], folds: int = 5, base: Calibration | None = None) -> list[float]:
@@ -213,7 +242,7 @@ def cross_validated(samples: list[Sample], folds: int = 5, base: Calibration | N
         cal = fit(train, base)
         for i, s in enumerate(samples):
             if fold_of[s.question] == f:
-                preds[i] = predict(s, cal.full)
+                preds[i] = predict(s, cal)
     return preds
 
 
@@ -245,7 +274,7 @@ def _youden(scores: list[float], labels: list[bool]) -> float | None:
 def fit_thresholds(samples: list[Sample], cal: Calibration) -> Calibration:
     """Covered / partial cut-offs from answers with a single key point, whose grade is that point's."""
     single = [s for s in samples if len(s.sims) == 1 and not s.gate and s.judge is not None]
-    credits = [predict(s, cal.full) for s in single]
+    credits = [predict(s, cal) for s in single]
     covered = _youden(credits, [s.grade >= 0.8 for s in single])
     partial = _youden(credits, [s.grade >= 0.4 for s in single])
     if covered is None or partial is None:
@@ -288,8 +317,8 @@ def run(engine, pairs: list[tuple[Path, Path]], limit: int | None = None, progre
         grades = [s.grade for s in samples]
         report[name] = {
             "answers": len(samples),
-            "before": pearson([predict(s, before.full) for s in samples], grades),
-            "after": pearson([predict(s, after.full) for s in samples], grades),
+            "before": pearson([predict(s, before) for s in samples], grades),
+            "after": pearson([predict(s, after) for s in samples], grades),
             "cross_validated": pearson([oof[id(s)] for s in samples], grades),
         }
     return after, report

@@ -39,9 +39,9 @@ def misconception_question(claim: str) -> str:
 @dataclass(frozen=True)
 class JudgeSignals:
     """P(yes) from the judge for each question: key points (answer, null answer, reference
-    answer) and misconceptions (answer, null answer; None where not asked)."""
+    answer) and misconceptions (answer, null answer); None where not asked."""
 
-    key_points: list[tuple[float, float, float]]
+    key_points: list[tuple[float, float, float] | None]
     misconceptions: list[tuple[float, float] | None] = field(default_factory=list)
 
 
@@ -124,14 +124,14 @@ def grade(
         signal = None
         if gate:
             credit = 0.0
-        elif judge:
+        elif judge and judge.key_points[i] is not None:
             p, p_null, p_ref = judge.key_points[i]
             signal = JudgeSignal(p_yes=round(p, 4), p_yes_null=round(p_null, 4), p_yes_reference=round(p_ref, 4))
             j = judge_evidence(p, p_null, p_ref)
-            credit = cal.full.credit(sim, j)
+            credit = cal.credit(sim, j)
             disagreements.append(abs(cal.embedding_only.credit(sim) - cal.judge_only.credit(0.0, j)))
-        else:
-            credit = cal.embedding_only.credit(sim)
+        else:  # no judge, or a point the embedding decides alone
+            credit = cal.credit(sim, None)
         status = "covered" if credit >= cal.covered else "partial" if credit >= cal.partial else "missed"
         best = emb.kp_best[i] if emb and not gate else -1
         evidence = emb.segments[best] if status != "missed" and best >= 0 else None
@@ -146,7 +146,8 @@ def grade(
     score = round(min(10.0, max(0.0, raw - penalty)), 1)
     disagreement = max(disagreements, default=0.0)
     decisiveness = sum(abs(2 * r.credit - 1) for r in results) / len(results)
-    confidence = 1.0 if gate else decisiveness * (1 - disagreement) * (1.0 if judge else 0.7)
+    judged = judge is not None or provenance.judge_status.startswith("skipped")  # skipped: not needed
+    confidence = 1.0 if gate else decisiveness * (1 - disagreement) * (1.0 if judged else 0.7)
     flags = ["instructions_removed"] if answer.removed else []
     judge_failed = provenance.judge_status.startswith("unavailable")
     needs_review = not gate and (judge_failed or disagreement >= cal.review_disagreement or bool(answer.removed))

@@ -58,7 +58,8 @@ class Provenance(BaseModel):
     rubric_curated: bool
     embedder: ModelRef
     judge: ModelRef | None
-    judge_status: str = Field(description="'ok', 'disabled', or 'unavailable: <reason>'")
+    judge_status: str = Field(description="'ok', 'disabled', 'skipped: <why>' (a gate, or the "
+                              "embedding decided every key point) or 'unavailable: <reason>'")
     calibration: str = Field(description="Calibration file name and sha256 prefix")
     signals: list[str] = Field(description="Signals that contributed to the score")
 

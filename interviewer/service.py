@@ -237,25 +237,31 @@ class Engine:
         return ([grading.key_point_question(kp.text) for kp in qr.key_points]
                 + [grading.misconception_question(m.text) for m in qr.misconceptions])
 
-    def judge_signals(self, qr: QuestionRubric, answer: str,
-                      emb: grading.EmbeddingSignals | None = None) -> tuple[grading.JudgeSignals | None, str]:
-        """Ask the judge about every key point, and about the misconceptions that the answer's
+    def judge_signals(self, qr: QuestionRubric, answer: str, emb: grading.EmbeddingSignals | None = None, *,
+                      every_point: bool = False) -> tuple[grading.JudgeSignals | None, str]:
+        """Ask the judge about the key points that the embedding does not decide alone (all of them
+        with `every_point`, as calibration needs), and about the misconceptions that the answer's
         wording comes close to (the others cannot be detected anyway)."""
+        cal = self.calibration
+        n = len(qr.key_points)
+        points = [i for i in range(n) if every_point or emb is None or cal.asks_judge(emb.kp_sim[i])]
+        misconceptions = [n + i for i, sim in enumerate(emb.mis_sim if emb else [])
+                          if sim >= cal.misconception_similarity]
+        if not points and not misconceptions:
+            return None, "skipped: the embedding decides every key point"
         judge = self.judge()
         if judge is None:
             return None, f"unavailable: {self._judge_error}"
         context = self.question_context(qr)
         questions = self.judge_questions(qr)
-        n = len(qr.key_points)
-        threshold = self.calibration.misconception_similarity
-        asked = list(range(n)) + [n + i for i, sim in enumerate(emb.mis_sim if emb else []) if sim >= threshold]
+        asked = points + misconceptions
         try:
             null, reference = self._baselines(judge, qr, context, questions)
             p = dict(zip(asked, judge.p_yes(context, answer, [questions[i] for i in asked])))
         except InterviewerError as exc:
             return None, f"unavailable: {exc}"
         return grading.JudgeSignals(
-            key_points=[(p[i], null[i], reference[i]) for i in range(n)],
+            key_points=[(p[i], null[i], reference[i]) if i in p else None for i in range(n)],
             misconceptions=[(p[i], null[i]) if i in p else None for i in range(n, len(questions))],
         ), "ok"
 

@@ -25,10 +25,34 @@ def _synthetic(n=300, seed=1):
 def test_fit_recovers_the_fusion_that_made_the_grades():
     samples = _synthetic()
     fitted = calibrate.fit(samples, Calibration())
-    preds = [calibrate.predict(s, fitted.full) for s in samples]
+    preds = [calibrate.predict(s, fitted) for s in samples]
     assert calibrate.pearson(preds, [s.grade for s in samples]) > 0.9
     assert fitted.full.w_sim > 2 and fitted.full.w_judge > 0.3  # both signals carry weight
     assert fitted.embedding_only.w_judge == 0 and fitted.judge_only.w_sim == 0
+    assert fitted.judge_skip_similarity is None  # the judge informs every point: always ask it
+
+
+def test_the_fit_leaves_to_the_embedding_the_points_where_the_judge_adds_only_noise():
+    rng = random.Random(2)
+    samples = []
+    for s in _synthetic(600):
+        if s.sims[0] >= 0.8:  # stated nearly word for word: the grade no longer depends on the judge
+            s = calibrate.Sample(**{**s.__dict__, "grade": min(1.0, 0.8 + rng.gauss(0, 0.05)),
+                                    "judge": (rng.uniform(-3, 3),)})
+        samples.append(s)
+    fitted = calibrate.fit(samples, Calibration())
+    assert fitted.judge_skip_similarity == 0.8
+    strong = calibrate.Sample(id="x", question="q", grade=1, gate=None, weights=(1.0,), sims=(0.9,), judge=(-3.0,),
+                              answer_words=20)
+    assert calibrate.predict(strong, fitted) == pytest.approx(fitted.embedding_only.credit(0.9))
+
+
+def test_a_point_is_left_to_the_embedding_only_from_the_fitted_cosine():
+    cal = Calibration(judge_skip_similarity=0.8)
+    assert cal.asks_judge(0.79) and not cal.asks_judge(0.8)
+    assert cal.credit(0.85, -2.0) == cal.credit(0.85, None) == cal.embedding_only.credit(0.85)
+    assert cal.credit(0.5, 1.0) == cal.full.credit(0.5, 1.0) != cal.credit(0.5, None)
+    assert Calibration().asks_judge(1.0)  # without a fitted cut-off the judge is always asked
 
 
 def test_a_single_signal_grades_on_the_scale_of_both_together():

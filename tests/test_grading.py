@@ -47,6 +47,33 @@ def test_gates_give_a_clear_outcome(fake_engine, answer, code):
     assert r.provenance.judge_status == f"skipped: {code}"
 
 
+def test_the_judge_is_asked_only_about_points_the_embedding_does_not_decide(settings):
+    from dataclasses import replace
+
+    from interviewer.calibration import Calibration
+    from interviewer.embed import HashingEmbedder
+
+    def engine(cut):
+        return Engine(settings, profile="tiny", embedder=HashingEmbedder(), judge=KeywordJudge(),
+                      calibration_=replace(Calibration(), judge_skip_similarity=cut))
+
+    sims = sorted(kp.similarity for kp in engine(None).grade("Q1", STRONG).key_points)
+    cut = (sims[len(sims) // 2 - 1] + sims[len(sims) // 2]) / 2  # between two points' cosines
+    assert sims[0] < cut < sims[-1]
+    mixed = engine(cut)
+    r = mixed.grade("Q1", STRONG)
+    for kp in r.key_points:
+        assert (kp.judge is None) == (kp.similarity >= cut)
+        if kp.judge is None:
+            assert kp.credit == pytest.approx(mixed.calibration.embedding_only.credit(kp.similarity), abs=0.002)
+    assert r.provenance.judge_status == "ok" and r.provenance.signals == ["embedding", "judge"]
+    never = engine(-1.0)
+    r = never.grade("Q1", STRONG)
+    assert never.judge().calls == 0 and all(kp.judge is None for kp in r.key_points)
+    assert r.provenance.judge_status.startswith("skipped") and r.provenance.signals == ["embedding"]
+    assert not r.needs_review and r.score > 0
+
+
 def test_judge_failure_falls_back_to_embeddings_and_says_so(settings):
     from interviewer.embed import HashingEmbedder
 

@@ -36,8 +36,12 @@ class Readiness:
             document = self.engine.document()
             question = next(iter(document.questions.values()))
             result = self.engine.grade(question.id, question.short_answer)
-            if result.provenance.judge_status != "ok":
-                self.status, self.detail = "failed", f"judge {result.provenance.judge_status}"
+            judge_status = result.provenance.judge_status
+            if judge_status.startswith("skipped"):  # the embedding decided every point: prove the judge alone
+                rubric = self.engine.rubric().for_question(question.id)
+                judge_status = self.engine.judge_signals(rubric, question.short_answer)[1]
+            if judge_status != "ok":
+                self.status, self.detail = "failed", f"judge {judge_status}"
             else:
                 self.status = "ready"
                 self.detail = f"test grading of {question.id} scored {result.score}"
