@@ -383,12 +383,13 @@ def latency(engine: Engine, probe: Probe, reset: AnswerCacheReset, ref: Referenc
 
 def prompt_parts(engine: Engine, judge: LlamaJudge, qid: str, answer: str, doc: Path = SEED):
     """The judge's token lists for one answer: head (question part), body (answer), one per question
-    asked of every answer (the key points and the whole-answer question)."""
+    the engine asks about it (`Engine.questions_to_ask`)."""
     qr = engine.rubric(doc).for_question(qid)
     clean = grading.Prepared.of(answer).clean
     head, body = judge.prefix(engine.question_context(qr), clean)
-    questions = engine.judge_questions(qr)[: len(qr.key_points) + 1]
-    return head, body, [judge.suffix(q) for q in questions]
+    questions = engine.judge_questions(qr)
+    asked = engine.questions_to_ask(qr, engine.embedding_signals(qr, clean))
+    return head, body, [judge.suffix(questions[i]) for i in asked]
 
 
 def question_tokens(suffixes: list[list[int]]) -> int:

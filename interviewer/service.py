@@ -237,24 +237,28 @@ class Engine:
         return ([grading.key_point_question(kp.text) for kp in qr.key_points]
                 + [grading.misconception_question(m.text) for m in qr.misconceptions])
 
+    def questions_to_ask(self, qr: QuestionRubric, emb: grading.EmbeddingSignals | None, *,
+                         every_point: bool = False) -> list[int]:
+        """Which of `judge_questions` the judge is asked: the key points that the embedding does not
+        decide alone (all of them with `every_point`, as calibration needs), and the misconceptions
+        that the answer's wording comes close to (the others cannot be detected anyway)."""
+        cal, n = self.calibration, len(qr.key_points)
+        points = [i for i in range(n) if every_point or emb is None or cal.asks_judge(emb.kp_sim[i])]
+        return points + [n + i for i, sim in enumerate(emb.mis_sim if emb else [])
+                         if sim >= cal.misconception_similarity]
+
     def judge_signals(self, qr: QuestionRubric, answer: str, emb: grading.EmbeddingSignals | None = None, *,
                       every_point: bool = False) -> tuple[grading.JudgeSignals | None, str]:
-        """Ask the judge about the key points that the embedding does not decide alone (all of them
-        with `every_point`, as calibration needs), and about the misconceptions that the answer's
-        wording comes close to (the others cannot be detected anyway)."""
-        cal = self.calibration
-        n = len(qr.key_points)
-        points = [i for i in range(n) if every_point or emb is None or cal.asks_judge(emb.kp_sim[i])]
-        misconceptions = [n + i for i, sim in enumerate(emb.mis_sim if emb else [])
-                          if sim >= cal.misconception_similarity]
-        if not points and not misconceptions:
+        """Ask the judge the questions `questions_to_ask` picks."""
+        asked = self.questions_to_ask(qr, emb, every_point=every_point)
+        if not asked:
             return None, "skipped: the embedding decides every key point"
         judge = self.judge()
         if judge is None:
             return None, f"unavailable: {self._judge_error}"
         context = self.question_context(qr)
         questions = self.judge_questions(qr)
-        asked = points + misconceptions
+        n = len(qr.key_points)
         try:
             null, reference = self._baselines(judge, qr, context, questions)
             p = dict(zip(asked, judge.p_yes(context, answer, [questions[i] for i in asked])))

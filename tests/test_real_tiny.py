@@ -97,10 +97,7 @@ def test_prepare_leaves_only_the_answer_to_evaluate(tiny_engine):
     head, body = judge.prefix(tiny_engine.question_context(qr), answer)
     assert tuple(head) in judge._heads
     questions = tiny_engine.judge_questions(qr)
-    n = len(qr.key_points)
-    emb, cal = tiny_engine.embedding_signals(qr, answer), tiny_engine.calibration
-    asked = ([q for q, sim in zip(questions[:n], emb.kp_sim) if cal.asks_judge(sim)]
-             + [q for q, sim in zip(questions[n:], emb.mis_sim) if sim >= cal.misconception_similarity])
+    asked = [questions[i] for i in tiny_engine.questions_to_ask(qr, tiny_engine.embedding_signals(qr, answer))]
     suffixes = [judge.suffix(q) for q in asked]
     stem = judge_module._stem(suffixes)
     shared = (sum(1 for s in suffixes if s[: len(stem)] == stem) - 1) * len(stem)
