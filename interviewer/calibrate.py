@@ -127,19 +127,25 @@ def _group(sample: Sample) -> str:
     return sample.question.split(":")[0] if ":" in sample.question else ""
 
 
+def _judged_groups(samples: list[Sample]) -> list[list[Sample]]:
+    """The ungated, judged answers per data set (at least 5 each): the fits maximise mean r over these."""
+    groups: dict[str, list[Sample]] = {}
+    for s in samples:
+        if not s.gate and s.judge is not None:
+            groups.setdefault(_group(s), []).append(s)
+    return [g for g in groups.values() if len(g) >= 5]
+
+
 def fit_fusion(samples: list[Sample], start: Fusion) -> Fusion:
     """A few well-founded parameters, chosen by grid search rather than fitted per question:
     the weights that maximise the mean Pearson r over the data sets (each grades on its own
     scale) among those that keep the top of the scale (TOP_*); the bias then follows from the
     anchor (an unrelated answer earns ~nothing), because human-graded answers, nearly all on
     topic, say little about where zero should be."""
-    usable = [s for s in samples if not s.gate and s.judge is not None]
-    if len(usable) < 5:
+    groups = _judged_groups(samples)
+    if not groups:
         return start
-    groups = {}
-    for s in usable:
-        groups.setdefault(_group(s), []).append(s)
-    feats = [_features(g) for g in groups.values() if len(g) >= 5]
+    feats = [_features(g) for g in groups]
     best, weights = -2.0, (start.w_sim, start.w_judge)
     for w in itertools.product(GRID["w_sim"], GRID["w_judge"]):
         if _sigmoid(w[0] * TOP_SIM + w[1] * TOP_JUDGE + _anchor_bias(w)) < TOP_CREDIT:
@@ -215,18 +221,14 @@ def fit(samples: list[Sample], base: Calibration | None = None, name: str = "fit
 def fit_skip(samples: list[Sample], cal: Calibration) -> float | None:
     """The cosine from which the embedding decides a key point alone, without asking the judge:
     of those whose mean r over the data sets is within SKIP_TOLERANCE of the best, the lowest."""
-    groups: dict[str, list[Sample]] = {}
-    for s in samples:
-        if not s.gate and s.judge is not None:
-            groups.setdefault(_group(s), []).append(s)
-    groups = {k: g for k, g in groups.items() if len(g) >= 5}
+    groups = _judged_groups(samples)
     if not groups:
         return cal.judge_skip_similarity
     r = {}
     for cut in SKIP_GRID:
         trial = replace(cal, judge_skip_similarity=cut)
         r[cut] = np.mean([_r(np.array([predict(s, trial) for s in g]), np.array([s.grade for s in g]))
-                          for g in groups.values()])
+                          for g in groups])
     best = max(r.values())
     return [cut for cut in SKIP_GRID if r[cut] >= best - SKIP_TOLERANCE][-1]
 
