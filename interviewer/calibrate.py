@@ -63,7 +63,7 @@ def stratified(rows: list[dict], limit: int | None, seed: int = 0) -> list[dict]
 
 def measure(engine, rows: list[dict], doc: Path, *, use_judge: bool = True, progress=None) -> list[Sample]:
     """Signals for each row (rows grouped by question so the judge reuses its prompt prefix)."""
-    rubric = engine.rubric(doc)
+    rubric, topic = engine.rubric(doc), engine.document(doc).title
     out = []
     ordered = sorted(rows, key=lambda r: r["doc_question"])
     for i, row in enumerate(ordered, 1):
@@ -72,7 +72,7 @@ def measure(engine, rows: list[dict], doc: Path, *, use_judge: bool = True, prog
         gate = grading.text_gate(qr, prepared, engine.settings.max_answer_words)
         emb = None if gate else engine.embedding_signals(qr, prepared.clean)
         if emb is not None:
-            gate = grading.similarity_gate(qr, prepared.clean, emb, engine.calibration)
+            gate = grading.similarity_gate(qr, prepared.clean, emb, engine.calibration, topic)
         judge = None
         if use_judge and emb is not None:
             signals, _ = engine.judge_signals(qr, prepared.clean, emb, every_point=True)

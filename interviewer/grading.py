@@ -92,16 +92,23 @@ def text_gate(rubric: QuestionRubric, answer: Prepared, max_words: int) -> Gate 
     return None
 
 
-def similarity_gate(rubric: QuestionRubric, answer: str, emb: EmbeddingSignals, cal: Calibration) -> Gate | None:
-    """Gates that need the embedding signal."""
+def similarity_gate(rubric: QuestionRubric, answer: str, emb: EmbeddingSignals, cal: Calibration,
+                    topic: str = "") -> Gate | None:
+    """Gates that need the embedding signal. `topic`: the document's title, whose words (like the
+    question's) an answer does not add by repeating them."""
     if emb.topic_sim < cal.off_topic_similarity:
         return Gate(code="off_topic", message="Your answer does not address this question (similarity to the "
                     f"question and its key points: {emb.topic_sim:.2f}). Reread the question: "
                     f"{rubric.question.title}")
-    best_point = max(emb.kp_sim, default=0.0)
+    # Restated: close to the question and either adding no word to it (or to the topic), or adding at
+    # most a few, none from the reference, while closer to it than to any key point (short correct
+    # answers often reuse the question's words).
+    question = rubric.question.title
     reference = " ".join([rubric.question.short_answer] + [kp.text for kp in rubric.key_points])
-    if (emb.question_sim >= cal.restated_similarity and emb.question_sim - best_point >= cal.restated_margin
-            and text.restates(answer, rubric.question.title, reference)):
+    closer_to_question = emb.question_sim - max(emb.kp_sim, default=0.0) >= cal.restated_margin
+    if emb.question_sim >= cal.restated_similarity and (
+            not text.novel_words(answer, f"{question} {topic}")
+            or closer_to_question and text.restates(answer, question, reference)):
         return Gate(code="restated", message="Your answer restates the question without answering it. "
                     "Say what the answer is and why.")
     return None

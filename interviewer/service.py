@@ -181,7 +181,7 @@ class Engine:
         emb = None if gate else self.embedding_signals(qr, prepared.clean)
         t1 = time.perf_counter()
         if emb is not None:
-            gate = grading.similarity_gate(qr, prepared.clean, emb, cal)
+            gate = grading.similarity_gate(qr, prepared.clean, emb, cal, loaded.document.title)
         judge_signals, status = None, "disabled"
         if use_judge and not gate:
             judge_signals, status = self.judge_signals(qr, prepared.clean, emb)

@@ -59,17 +59,31 @@ _META = frozenset("""question asks asked ask asking answer about explain describ
     type types different difference differ same way ways model models""".split())
 
 
+_SUFFIX = re.compile(r"(?:ings|ing|ed|es|s|e)$")
+
+
+def stem(word: str) -> str:
+    """A crude stem, enough to see that "scale", "scales" and "scaling" are one word: the first
+    five letters once a plural, -ed, -ing or final e is cut off."""
+    word = word.lower()
+    return (_SUFFIX.sub("", word) if len(word) > 4 else word)[:5]
+
+
 def novel_words(answer: str, question: str) -> list[str]:
     """Content words of the answer that the question does not already contain."""
-    seen = {w[:5] for w in content_words(question)}
-    return [w for w in content_words(answer) if w[:5] not in seen and w not in _META]
+    seen = {stem(w) for w in content_words(question)}
+    return [w for w in content_words(answer) if stem(w) not in seen and w not in _META]
+
+
+RESTATED_NEW_WORDS = 3
 
 
 def restates(answer: str, question: str, reference: str) -> bool:
-    """True when the answer adds nothing to the question: at most 3 new words, none from the reference."""
+    """True when the answer adds nothing to the question: at most RESTATED_NEW_WORDS new words,
+    none from the reference."""
     novel = novel_words(answer, question)
-    known = {w[:5] for w in content_words(reference)}
-    return len(novel) <= 3 and not any(w[:5] in known for w in novel)
+    known = {stem(w) for w in content_words(reference)}
+    return len(novel) <= RESTATED_NEW_WORDS and not any(stem(w) in known for w in novel)
 
 
 def sentences(text: str) -> list[str]:

@@ -4,6 +4,7 @@ import pytest
 
 from interviewer.bank import load
 from interviewer.feedback import check_citations
+from interviewer.grading import EmbeddingSignals, similarity_gate
 from interviewer.judge import KeywordJudge
 from interviewer.service import Engine
 
@@ -116,3 +117,23 @@ def test_misconception_needs_both_signals(fake_engine):
     assert all(m.penalty > 0 and m.evidence for m in detected)
     nojudge = fake_engine.grade("Q3", answer, use_judge=False)
     assert not any(m.detected for m in nojudge.misconceptions)
+
+
+def _emb(question_sim: float, kp_sim: list[float]) -> EmbeddingSignals:
+    return EmbeddingSignals(segments=["x"], kp_sim=kp_sim, kp_best=[0] * len(kp_sim), mis_sim=[], mis_best=[],
+                            topic_sim=0.9, question_sim=question_sim)
+
+
+def test_an_answer_made_of_the_questions_and_topics_words_restates_it(fake_engine):
+    qr = fake_engine.rubric().for_question("Q2")  # What is "Multi-Head Attention"? Why do we need it?
+    cal, n = fake_engine.calibration, len(qr.key_points)
+    restated = "Multi-head attention is the multi-head form of attention, and transformers need it."
+    # no word beyond the question's and the topic's: restated, however close a key point is
+    gate = similarity_gate(qr, restated, _emb(0.77, [0.81] * n), cal, topic="Transformers & LLMs")
+    assert gate is not None and gate.code == "restated"
+    # without the topic, "transformers" is a new word: then only an answer closer to the question is
+    assert similarity_gate(qr, restated, _emb(0.77, [0.81] * n), cal) is None
+    assert similarity_gate(qr, restated, _emb(0.77, [0.5] * n), cal).code == "restated"
+    # an answer that adds words of the reference is not a restatement
+    assert similarity_gate(qr, "Multi-head attention runs attention in parallel.", _emb(0.77, [0.5] * n),
+                           cal, topic="Transformers & LLMs") is None

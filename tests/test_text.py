@@ -38,3 +38,15 @@ def test_segments_split_sentences_bullets_and_long_clauses():
                          "because we need a long sentence")
     assert "First point here." in segs and "second bullet" in segs
     assert any(s.startswith("because") or s.startswith("we need") for s in segs) or len(segs) >= 4
+
+
+def test_stem_joins_the_forms_of_a_word():
+    assert {text.stem(w) for w in ("scale", "scales", "scaled", "scaling", "Scaling")} == {"scal"}
+
+
+def test_restating_the_question_in_other_forms_of_its_words_adds_nothing():
+    question = "What are the scaling laws for LLMs?"
+    reference = "Loss falls as a power law as model size, data and compute scale up."
+    assert text.novel_words("The scaling laws are the laws about how LLMs scale.", question) == []
+    assert text.restates("The scaling laws are the laws about how LLMs scale.", question, reference)
+    assert not text.restates("Scaling laws say loss follows a power law in compute.", question, reference)

@@ -2,7 +2,7 @@
 every check, paraphrase included, is `bench/adversarial.py`; see bench/results/).
 
 Checks that do not depend on the judge's judgement hold for any profile: keyword lists,
-off-topic answers, injected instructions and padding must not pay."""
+off-topic answers, the question restated, injected instructions and padding must not pay."""
 
 import pytest
 
@@ -25,6 +25,7 @@ def test_gaming_does_not_pay(cached_tiny, qid):
     s = probe(cached_tiny, qid, injections=INJECTIONS)
     assert s["keywords"] <= 3
     assert s["off_topic"] <= 1
+    assert s["restated"] <= 2
     assert s["strong"] > s["off_topic"] + 4
     assert s["max_injection_gain"] <= 0.3
     assert s["padding"] <= s["correct_sentence"]
