@@ -85,6 +85,7 @@ sys.path.insert(0, str(ROOT))
 from interviewer import batch, grading, models, text  # noqa: E402
 from interviewer import judge as judge_module  # noqa: E402
 from interviewer.config import DEFAULT_DOC, Settings  # noqa: E402
+from interviewer.embed import SentenceTransformerEmbedder  # noqa: E402
 from interviewer.judge import Context, LlamaJudge  # noqa: E402
 from interviewer.service import Engine  # noqa: E402
 
@@ -143,16 +144,24 @@ class Probe:
                     self.decodes.append((n, time.perf_counter() - t0))
 
             self.judge._run = timed_run
-        self.model = engine.embedder.load() if hasattr(engine.embedder, "load") else None
-        self.raw_encode = getattr(self.model, "encode", None)
-        if self.raw_encode is not None:
-            raw = self.raw_encode
+        embedder = engine.embedder
+        if hasattr(embedder, "_encode"):
+            embedder.load()
+            encode = embedder._encode
 
-            def counted_encode(sentences, *args, **kwargs):
-                self.sentences += 1 if isinstance(sentences, str) else len(sentences)
-                return raw(sentences, *args, **kwargs)
+            def counted_encode(sentences, encode=encode):
+                self.sentences += len(sentences)
+                return encode(sentences)
 
-            self.model.encode = counted_encode
+            embedder._encode = counted_encode
+        self.raw_model = None  # plain sentence-transformers, the hardware reference: loaded when first needed
+        spec = engine.profile.embedder if hasattr(embedder, "_encode") else None
+        self.raw_model_path = spec.path if spec else None
+
+    def raw_encode(self, sentences: list[str]):
+        if self.raw_model is None:
+            self.raw_model = SentenceTransformerEmbedder(self.raw_model_path, "").load()
+        return self.raw_model.encode(sentences, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
 
     @property
     def tokens(self) -> int:
@@ -306,10 +315,11 @@ class Reference:
         return rate
 
     def encode_rate(self, label: str, sentences: list[str]) -> float | None:
-        if self.probe.raw_encode is None or not sentences:
+        if self.probe.raw_model_path is None or not sentences:
             return None
+        self.probe.raw_encode(sentences[:8])  # loaded and warm
         t0 = time.perf_counter()
-        self.probe.raw_encode(sentences, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        self.probe.raw_encode(sentences)
         rate = len(sentences) / (time.perf_counter() - t0)
         self.encode_runs.setdefault(label, []).append(rate)
         self.encode_sentences[label] = len(sentences)
@@ -588,6 +598,10 @@ def data_dir_for(settings: Settings, profile: str, root: Path, tag: str = "data"
         if mine.path != theirs.path and theirs.path.exists() and not mine.path.exists():
             mine.path.parent.mkdir(parents=True, exist_ok=True)
             mine.path.symlink_to(theirs.path)
+    real_onnx, fresh_onnx = (models.onnx_path(m.embedder, m.embedder.sha256 or "", dd)
+                             for m, dd in ((real, settings.data_dir), (fresh, d)))
+    if real_onnx.exists() and not fresh_onnx.exists():  # exported once by set-up, as on a user's machine
+        fresh_onnx.symlink_to(real_onnx)
     verified = settings.data_dir / "models" / "verified.json"
     if verified.exists():
         shutil.copy(verified, d / "models" / "verified.json")

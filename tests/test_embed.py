@@ -1,0 +1,57 @@
+"""The ONNX embedder against sentence-transformers itself, on the real MiniLM."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from interviewer import models
+from interviewer.embed import OnnxEmbedder, SentenceTransformerEmbedder, exportable
+from interviewer.service import Engine
+
+from .conftest import ADVERSARIAL
+
+pytestmark = pytest.mark.real
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    from interviewer.config import get_settings
+
+    spec = models.profile(get_settings(), "tiny").embedder
+    return spec, models.verify(spec, get_settings().data_dir)
+
+
+def test_onnx_export_reproduces_sentence_transformers(minilm, tmp_path):
+    spec, digest = minilm
+    texts = [a for q in ADVERSARIAL["questions"].values() for a in (q["strong"], q["keywords"], q["restated"])]
+    texts += ["x", "Ünïcode – “quotes” and émojis 🙂", ADVERSARIAL["filler"]]  # the filler is past 256 tokens
+    onnx = OnnxEmbedder(spec.path, digest, tmp_path / "minilm.onnx", threads=2)
+    got = onnx.embed(texts)  # exports first
+    assert (tmp_path / "minilm.onnx").stat().st_size > 10_000_000
+    want = SentenceTransformerEmbedder(spec.path, digest, threads=2).embed(texts)
+    assert got.shape == want.shape == (len(texts), 384)
+    assert np.abs(got - want).max() < 1e-4
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert not list(tmp_path.glob(".*.tmp"))  # the export is written atomically
+
+
+def test_the_engine_runs_a_packaged_embedder_with_onnx(tiny_engine):
+    assert isinstance(tiny_engine.embedder, OnnxEmbedder)
+    assert tiny_engine.embedder.onnx_path.exists()
+
+
+def test_a_model_of_another_shape_stays_with_sentence_transformers(minilm, tmp_path):
+    spec, _ = minilm
+    assert exportable(spec.path)
+    other = tmp_path / "model"
+    shutil.copytree(spec.path, other)
+    config = json.loads((other / "1_Pooling" / "config.json").read_text())
+    (other / "1_Pooling" / "config.json").write_text(json.dumps({**config, "pooling_mode_mean_tokens": False,
+                                                                  "pooling_mode_cls_token": True}))
+    assert not exportable(other)
+    from interviewer.config import Settings
+
+    settings = Settings(data_dir=tmp_path / "data", embedder_path=other)
+    assert isinstance(Engine(settings, profile="tiny").embedder, SentenceTransformerEmbedder)
