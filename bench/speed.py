@@ -42,14 +42,15 @@ What is measured, per model profile:
   on the same prompts flattened into one sequence (head + answer + every question; n_batch 512,
   flash attention on, as the engine's context has it: its "auto" turns it on for the CPU, while
   `Llama()` would turn it off; one prompt is also timed with it off), the same 128 tokens
-  in llama_decode calls of 16, 32 and 128, and MiniLM encode throughput (sentences/s at batch
-  64) on the answers' sentences. Judge efficiency = tokens llama.cpp decoded for the measured
+  in llama_decode calls of 16, 32 and 128, and MiniLM encode throughput of sentence-transformers
+  itself (sentences/s at batch 64) on the answers' sentences. Judge efficiency = tokens llama.cpp decoded for the measured
   gradings / (their judge seconds x raw tokens/s); embedding efficiency likewise with the
   sentences the embedder encoded. 100% = the engine goes as fast as the hardware on this work;
-  the gap is overhead or unfavourable batch shapes.
+  the gap is overhead or unfavourable batch shapes. The engine's embedder runs the same model on
+  ONNX Runtime, so its efficiency against sentence-transformers can exceed 100%.
 
 The engine is not modified: the benchmark only wraps, on its own instances, the judge's
-`_run` (to time each llama_decode and count its tokens), the embedder model's `encode` (to
+`_run` (to time each llama_decode and count its tokens), the embedder's `_encode` (to
 count sentences) and, during batch runs, `Engine.prefetch` (to time it). Results: bench/results/speed-<profile>.json and bench/results/speed.md (a
 table per profile, built from every speed-*.json there). Timings on a busy machine are noisy:
 the load average at start and end is recorded with the figures.
