@@ -385,6 +385,7 @@ def models_fetch(quiet: bool = typer.Option(False, "--quiet")) -> None:
             digest = models.verify(m, settings.data_dir)
             if m.kind == "embedder":
                 embedder_for(m, digest, settings).load()  # exports it once
+                models.remove_old_exports(m, digest, settings.data_dir)
         except InterviewerError as exc:
             _fail(str(exc))
     if not quiet:

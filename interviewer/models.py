@@ -201,6 +201,15 @@ def onnx_path(model: ModelFile, digest: str, data_dir: Path) -> Path:
     return data_dir / "models" / f"{model.key}-{digest[:12]}-v{ONNX_VERSION}.onnx"
 
 
+def remove_old_exports(model: ModelFile, digest: str, data_dir: Path) -> list[Path]:
+    """Delete this model's ONNX exports of earlier export versions; the paths deleted."""
+    current = onnx_path(model, digest, data_dir)
+    old = [p for p in current.parent.glob(f"{model.key}-{digest[:12]}-v*.onnx") if p != current]
+    for path in old:
+        path.unlink(missing_ok=True)
+    return old
+
+
 def all_models(settings: Settings) -> list[ModelFile]:
     m = manifest()
     out = [_entry("embedder", k, settings.data_dir) for k in m["embedders"]]
