@@ -160,9 +160,11 @@ class Probe:
         self.raw_model_path = spec.path if spec else None
 
     def raw_encode(self, sentences: list[str]):
+        """Encode at batch 64 with sentence-transformers itself, past the embedder's cache."""
         if self.raw_model is None:
-            self.raw_model = SentenceTransformerEmbedder(self.raw_model_path, "").load()
-        return self.raw_model.encode(sentences, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+            self.raw_model = SentenceTransformerEmbedder(self.raw_model_path, "")
+            self.raw_model.load()
+        return self.raw_model._encode(sentences)
 
     @property
     def tokens(self) -> int:
