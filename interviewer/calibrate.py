@@ -93,6 +93,11 @@ def measure(engine, rows: list[dict], doc: Path, *, use_judge: bool = True, prog
 def predict(sample: Sample, cal: Calibration, *, signals: str = "both") -> float:
     """The 0..1 score the engine would give (before misconception penalties); `signals`: "both",
     or one signal's fusion alone, "sim" or "judge"."""
+    return cal.score(coverage(sample, cal, signals=signals))
+
+
+def coverage(sample: Sample, cal: Calibration, *, signals: str = "both") -> float:
+    """The weighted mean credit of the answer's key points."""
     if sample.gate:
         return 0.0
     credits = []
@@ -118,6 +123,11 @@ GRID = {
 # rank answers could squeeze every credit towards zero.
 ANCHOR_SIM, ANCHOR_CREDIT = 0.25, 0.05
 TOP_SIM, TOP_JUDGE, TOP_CREDIT = 1.0, 1.0, 0.9
+# Score exponents tried, from 1 down to the lowest that keeps an answer whose every key point is
+# at the anchor (an unrelated answer) at or below 1/10, the most an off-topic answer may score.
+OFF_TOPIC_CEILING = 0.1
+EXPONENT_GRID = tuple(x for x in (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7)
+                      if ANCHOR_CREDIT ** x <= OFF_TOPIC_CEILING)
 # Cosines from which a key point may be left to the embedding alone (None: always ask the judge).
 SKIP_GRID = (None, 0.9, 0.85, 0.8, 0.75, 0.7)
 SKIP_TOLERANCE = 0.001  # mean r a lower cut-off, which saves judge work, may cost
@@ -215,7 +225,8 @@ def fit(samples: list[Sample], base: Calibration | None = None, name: str = "fit
         source=name,
         fitted_on={"answers": len(samples), "questions": len({s.question for s in samples})},
     )
-    return replace(fitted, judge_skip_similarity=fit_skip(samples, fitted))
+    fitted = replace(fitted, judge_skip_similarity=fit_skip(samples, fitted))
+    return replace(fitted, score_exponent=fit_exponent(samples, fitted))
 
 
 def fit_skip(samples: list[Sample], cal: Calibration) -> float | None:
@@ -231,6 +242,20 @@ def fit_skip(samples: list[Sample], cal: Calibration) -> float | None:
                           for g in groups])
     best = max(r.values())
     return [cut for cut in SKIP_GRID if r[cut] >= best - SKIP_TOLERANCE][-1]
+
+
+def fit_exponent(samples: list[Sample], cal: Calibration) -> float:
+    """The score exponent. It sets the scale, not the order, so it is the one parameter fitted on the
+    error on the teachers' scale: the exponent of EXPONENT_GRID with the lowest mean RMSE over the
+    data sets, the one closest to 1 on a tie."""
+    groups = _judged_groups(samples)
+    if not groups:
+        return cal.score_exponent
+    grades = [np.array([s.grade for s in g]) for g in groups]
+    covered = [np.array([coverage(s, cal) for s in g]) for g in groups]
+    rmse = {x: np.mean([np.sqrt(np.mean((c ** x - y) ** 2)) for c, y in zip(covered, grades)])
+            for x in EXPONENT_GRID}
+    return min(EXPONENT_GRID, key=lambda x: (round(rmse[x], 6), -x))
 
 
 def cross_validated(samples: list[Sample], folds: int = 5, base: Calibration | None = None) -> list[float]:
@@ -276,7 +301,7 @@ def _youden(scores: list[float], labels: list[bool]) -> float | None:
 def fit_thresholds(samples: list[Sample], cal: Calibration) -> Calibration:
     """Covered / partial cut-offs from answers with a single key point, whose grade is that point's."""
     single = [s for s in samples if len(s.sims) == 1 and not s.gate and s.judge is not None]
-    credits = [predict(s, cal) for s in single]
+    credits = [coverage(s, cal) for s in single]
     covered = _youden(credits, [s.grade >= 0.8 for s in single])
     partial = _youden(credits, [s.grade >= 0.4 for s in single])
     if covered is None or partial is None:

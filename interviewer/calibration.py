@@ -6,6 +6,9 @@ towards where it is for the reference answer (`judge_evidence`: 0 and 1 respecti
 
     credit = sigmoid(w_sim * s + w_judge * j + bias)
 
+and the score is 10 x (weighted mean credit) ** `score_exponent`. Teachers give most of the
+marks for the core of an answer, so half the credit is worth more than half the marks; the
+exponent (at most 1) maps the credits onto their scale without reordering any two answers.
 `embedding_only` is used when the judge is off or fails, and for a point the answer states
 nearly word for word (s >= `judge_skip_similarity`): there the judge is not asked, which on
 the dev data is both faster and closer to the teachers. `judge_only` only flags points where
@@ -55,6 +58,7 @@ class Calibration:
     misconception_judge: float = 1.5
     review_disagreement: float = 0.5
     judge_skip_similarity: float | None = None  # cosine from which the embedding alone decides a point
+    score_exponent: float = 1.0  # score = 10 x (weighted mean credit) ** score_exponent
     source: str = "built-in defaults"
     fitted_on: dict = field(default_factory=dict)
     version: int = VERSION
@@ -68,6 +72,10 @@ class Calibration:
         if judge is None or not self.asks_judge(sim):
             return self.embedding_only.credit(sim)
         return self.full.credit(sim, judge)
+
+    def score(self, coverage: float) -> float:
+        """0..1 score from the weighted mean credit of the key points."""
+        return max(0.0, coverage) ** self.score_exponent
 
     @property
     def id(self) -> str:

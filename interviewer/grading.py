@@ -149,7 +149,7 @@ def grade(
         ))
     misconceptions = _misconceptions(rubric, emb, judge, cal, gate)
     penalty = sum(m.penalty for m in misconceptions if m.detected)
-    raw = 10.0 * sum(r.weight * r.credit for r in results) / rubric.total_weight
+    raw = 10.0 * cal.score(sum(r.weight * r.credit for r in results) / rubric.total_weight)
     score = round(min(10.0, max(0.0, raw - penalty)), 1)
     disagreement = max(disagreements, default=0.0)
     decisiveness = sum(abs(2 * r.credit - 1) for r in results) / len(results)

@@ -1,5 +1,6 @@
 import json
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -64,6 +65,22 @@ def test_a_single_signal_grades_on_the_scale_of_both_together():
     for alone in (embedding, judge):
         assert abs(sum(alone) - sum(both)) / len(both) < 0.1  # no grade collapses towards 0 or 1
         assert calibrate.pearson(alone, both) > 0.4
+
+
+def test_the_score_exponent_follows_generous_teachers_but_keeps_unrelated_answers_near_zero():
+    cal = Calibration()
+    samples = _synthetic()
+    exact = [calibrate.Sample(**{**s.__dict__, "grade": calibrate.coverage(s, cal)}) for s in samples]
+    assert calibrate.fit_exponent(exact, cal) == 1.0  # grades on the credits' own scale: no change
+    generous = [calibrate.Sample(**{**s.__dict__, "grade": s.grade ** 0.4}) for s in exact]
+    exponent = calibrate.fit_exponent(generous, cal)
+    assert exponent < 1.0
+    assert calibrate.ANCHOR_CREDIT ** exponent <= calibrate.OFF_TOPIC_CEILING
+    mapped = replace(cal, score_exponent=exponent)
+    grades = [s.grade for s in generous]
+    assert calibrate.pearson([calibrate.predict(s, mapped) for s in generous], grades) > calibrate.pearson(
+        [calibrate.predict(s, cal) for s in generous], grades)
+    assert mapped.score(0.3) < mapped.score(0.31) and mapped.score(0.0) == 0 and mapped.score(1.0) == 1
 
 
 def test_cross_validation_holds_out_whole_questions():

@@ -137,3 +137,22 @@ def test_an_answer_made_of_the_questions_and_topics_words_restates_it(fake_engin
     # an answer that adds words of the reference is not a restatement
     assert similarity_gate(qr, "Multi-head attention runs attention in parallel.", _emb(0.77, [0.5] * n),
                            cal, topic="Transformers & LLMs") is None
+
+
+def test_the_score_maps_the_mean_credit_through_the_calibrations_exponent(settings):
+    from dataclasses import replace
+
+    from interviewer.calibration import Calibration
+    from interviewer.embed import HashingEmbedder
+
+    answer = ADVERSARIAL["questions"]["Q1"]["partial"]
+    results = {}
+    for exponent in (1.0, 0.8):
+        engine = Engine(settings, profile="tiny", embedder=HashingEmbedder(), judge=KeywordJudge(),
+                        calibration_=replace(Calibration(), score_exponent=exponent))
+        results[exponent] = engine.grade("Q1", answer)
+    linear, mapped = results[1.0], results[0.8]
+    assert [kp.credit for kp in linear.key_points] == [kp.credit for kp in mapped.key_points]
+    mean = sum(kp.weight * kp.credit for kp in linear.key_points) / sum(kp.weight for kp in linear.key_points)
+    assert linear.score == pytest.approx(10 * mean, abs=0.05)
+    assert mapped.score == pytest.approx(10 * mean ** 0.8, abs=0.05) and mapped.score > linear.score
