@@ -280,6 +280,11 @@ def pearson(a, b) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def rmse(a, b) -> float:
+    """Root mean squared error on the 0..1 scale."""
+    return float(np.sqrt(np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2)))
+
+
 def samples_to_json(samples: list[Sample]) -> list[dict]:
     return [s.__dict__ for s in samples]
 
@@ -324,7 +329,8 @@ def pairs_for(files: list[Path], docs: list[Path] | None) -> list[tuple[Path, Pa
 
 
 def run(engine, pairs: list[tuple[Path, Path]], limit: int | None = None, progress=None):
-    """Measure, fit on everything, and report r per file before / after / cross-validated."""
+    """Measure, fit on everything, and report per file r before / after / cross-validated, and the
+    RMSE (0..1 scale) before / after."""
     per_file, everything = {}, []
     for data, doc in pairs:
         rows = stratified(read_rows(data), limit)
@@ -347,6 +353,8 @@ def run(engine, pairs: list[tuple[Path, Path]], limit: int | None = None, progre
             "before": pearson([predict(s, before) for s in samples], grades),
             "after": pearson([predict(s, after) for s in samples], grades),
             "cross_validated": pearson([oof[id(s)] for s in samples], grades),
+            "rmse_before": rmse([predict(s, before) for s in samples], grades),
+            "rmse_after": rmse([predict(s, after) for s in samples], grades),
         }
     return after, report
 

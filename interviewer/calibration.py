@@ -9,6 +9,7 @@ towards where it is for the reference answer (`judge_evidence`: 0 and 1 respecti
 and the score is 10 x (weighted mean credit) ** `score_exponent`. Teachers give most of the
 marks for the core of an answer, so half the credit is worth more than half the marks; the
 exponent (at most 1) maps the credits onto their scale without reordering any two answers.
+
 `embedding_only` is used when the judge is off or fails, and for a point the answer states
 nearly word for word (s >= `judge_skip_similarity`): there the judge is not asked, which on
 the dev data is both faster and closer to the teachers. `judge_only` only flags points where

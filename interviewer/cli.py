@@ -144,9 +144,10 @@ def calibrate(
     limit: Optional[int] = typer.Option(None, "--limit", help="Stratified sample of N answers per file."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Judge cache folder (default: <data dir>/cache)."),
 ) -> None:
-    """Fit how the two signals are fused (and the covered/partial cut-offs) on human-graded answers.
+    """Fit the fusion of the two signals, the covered/partial cut-offs and the score's scale on graded answers.
 
-    Prints Pearson r per file before and after the fit, and cross-validated by question.
+    Prints Pearson r per file before and after the fit, and cross-validated by question, and the RMSE on the 0..1
+    scale before and after.
 
     Example: interviewer calibrate ../shared/eval/*.dev.jsonl --profile standard --limit 100
     """
@@ -168,11 +169,12 @@ def calibrate(
         _fail(str(exc))
     target = out or calibration.default_path(name)
     calibration.save(fitted, target)
-    typer.echo(f"{'file':28} {'answers':>7} {'r before':>9} {'r after':>8} {'r CV':>6}")
+    typer.echo(f"{'file':28} {'answers':>7} {'r before':>9} {'r after':>8} {'r CV':>6} {'RMSE before':>12} "
+               f"{'RMSE after':>11}")
     for file, row in report.items():
         typer.echo(f"{file:28} {row['answers']:>7} {row['before']:>9.3f} {row['after']:>8.3f} "
-                   f"{row['cross_validated']:>6.3f}")
-    typer.echo(f"wrote {target}")
+                   f"{row['cross_validated']:>6.3f} {row['rmse_before']:>12.3f} {row['rmse_after']:>11.3f}")
+    typer.echo(f"score exponent {fitted.score_exponent} (before: {engine.calibration.score_exponent}); wrote {target}")
 
 
 def _interviews(profile: str | None):

@@ -154,5 +154,6 @@ def test_calibrate_command_writes_a_file(tmp_path):
            str(EVAL / "beetle.dev.md"), "--profile", "tiny", "--out", str(out), "--cache", str(tmp_path / "cache")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert "r before" in proc.stdout and out.exists()
+    assert "r before" in proc.stdout and "RMSE after" in proc.stdout and "score exponent" in proc.stdout
+    assert out.exists()
     assert json.loads(out.read_text())["fitted_on"]["answers"] == 12
