@@ -101,11 +101,14 @@ class LlamaJudge:
             raise ModelUnavailable(f"llama-cpp-python is not importable ({exc}); run scripts/setup.sh") from exc
         if not self.path.exists():
             raise ModelUnavailable(f"judge model not found at {self.path}; run `interviewer models fetch`")
+        # llama.cpp's log is silenced here. verbose=False below would silence it instead by pointing
+        # the process's stdout and stderr at /dev/null during the load, which loses whatever another
+        # thread prints meanwhile (a practice session's prompt, say).
         llama_cpp.llama_log_set(_silence, ctypes.c_void_p(0))
         mparams = llama_cpp.llama_model_default_params()
         mparams.use_mmap = True
         try:
-            self._model = internals.LlamaModel(path_model=str(self.path), params=mparams, verbose=False)
+            self._model = internals.LlamaModel(path_model=str(self.path), params=mparams, verbose=True)
         except Exception as exc:
             raise ModelUnavailable(f"llama.cpp cannot load {self.path}: {exc}") from exc
         cparams = llama_cpp.llama_context_default_params()
@@ -114,8 +117,8 @@ class LlamaJudge:
         cparams.n_seq_max = self._n_seq + 2  # 0: question and answer; 1..n_seq: questions; the stem
         cparams.kv_unified = True
         cparams.n_threads = cparams.n_threads_batch = self._threads
-        self._ctx = internals.LlamaContext(model=self._model, params=cparams, verbose=False)
-        self._batch = internals.LlamaBatch(n_tokens=self._n_batch, embd=0, n_seq_max=self._n_seq + 2, verbose=False)
+        self._ctx = internals.LlamaContext(model=self._model, params=cparams, verbose=True)
+        self._batch = internals.LlamaBatch(n_tokens=self._n_batch, embd=0, n_seq_max=self._n_seq + 2, verbose=True)
         self._llama_cpp = llama_cpp
         self._build = f"{llama_cpp.__version__} {llama_cpp.llama_print_system_info().decode()}"
         meta = self._model.metadata()

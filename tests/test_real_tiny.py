@@ -130,3 +130,16 @@ def test_questions_share_their_common_opening(tiny_engine, monkeypatch):
     full, without = cost(_stem=lambda suffixes: [])
     assert without - with_stem == (sharing - 1) * len(stem)
     assert max(abs(a - b) for a, b in zip(shared, full)) < 0.1
+
+
+def test_loading_the_judge_leaves_the_processs_output_alone(tiny_engine, monkeypatch):
+    """A practice session prints its prompt while the judge loads on another thread: the load must
+    not point stdout or stderr elsewhere meanwhile (llama-cpp-python's verbose=False does, with dup2)."""
+    import os
+
+    redirected = []
+    real_dup2 = os.dup2
+    monkeypatch.setattr(os, "dup2", lambda fd, fd2, *a, **k: (redirected.append(fd2), real_dup2(fd, fd2, *a, **k))[1])
+    model = tiny_engine.judge()
+    LlamaJudge(model.path, model.sha256).load()
+    assert 1 not in redirected and 2 not in redirected
