@@ -96,7 +96,7 @@ def metrics(grades, pred, scale: float, step: float, binary: bool) -> dict:
             f1s.append(0 if tp == 0 else 2 * prec * rec / (prec + rec))
         out.update(accuracy=float((y == yhat).mean()), macro_f1=float(np.mean(f1s)), auc=auc(y, pred))
     else:
-        out.update(rmse=float(np.sqrt(np.mean((pred * scale - grades * scale) ** 2))),
+        out.update(rmse=calibrate.rmse(pred * scale, grades * scale),
                    qwk=qwk(grades * scale, pred * scale, step))
     return out
 

@@ -253,9 +253,8 @@ def fit_exponent(samples: list[Sample], cal: Calibration) -> float:
         return cal.score_exponent
     grades = [np.array([s.grade for s in g]) for g in groups]
     covered = [np.array([coverage(s, cal) for s in g]) for g in groups]
-    rmse = {x: np.mean([np.sqrt(np.mean((c ** x - y) ** 2)) for c, y in zip(covered, grades)])
-            for x in EXPONENT_GRID}
-    return min(EXPONENT_GRID, key=lambda x: (round(rmse[x], 6), -x))
+    error = {x: np.mean([rmse(c ** x, y) for c, y in zip(covered, grades)]) for x in EXPONENT_GRID}
+    return min(EXPONENT_GRID, key=lambda x: (round(error[x], 6), -x))
 
 
 def cross_validated(samples: list[Sample], folds: int = 5, base: Calibration | None = None) -> list[float]:
@@ -348,13 +347,14 @@ def run(engine, pairs: list[tuple[Path, Path]], limit: int | None = None, progre
     report = {}
     for name, samples in per_file.items():
         grades = [s.grade for s in samples]
+        old, new = [predict(s, before) for s in samples], [predict(s, after) for s in samples]
         report[name] = {
             "answers": len(samples),
-            "before": pearson([predict(s, before) for s in samples], grades),
-            "after": pearson([predict(s, after) for s in samples], grades),
+            "before": pearson(old, grades),
+            "after": pearson(new, grades),
             "cross_validated": pearson([oof[id(s)] for s in samples], grades),
-            "rmse_before": rmse([predict(s, before) for s in samples], grades),
-            "rmse_after": rmse([predict(s, after) for s in samples], grades),
+            "rmse_before": rmse(old, grades),
+            "rmse_after": rmse(new, grades),
         }
     return after, report
 
