@@ -114,8 +114,12 @@ def coverage(sample: Sample, cal: Calibration, *, signals: str = "both") -> floa
 
 GRID = {
     "w_sim": (2, 3, 4, 6, 8, 10, 12),
-    "w_judge": (0, 0.5, 1, 1.5, 2, 3, 4, 6),
+    "w_judge": (0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6),
 }
+# The judge reads the answer as part of its prompt, so it is the signal an answer can try to sway
+# (injections, look-alike wording): of weights whose mean r is within this of the best, the fit
+# takes the smallest judge weight.
+FUSION_TOLERANCE = 0.001
 # The absolute scale: a key point whose best-matching sentence is unrelated (cosine 0.25, the
 # level of off-topic text) and on which the judge is no surer than for "I don't know." earns 5%;
 # one stated as in the reference (cosine 1, the judge as sure as for the reference answer) earns
@@ -149,20 +153,21 @@ def _judged_groups(samples: list[Sample]) -> list[list[Sample]]:
 def fit_fusion(samples: list[Sample], start: Fusion) -> Fusion:
     """A few well-founded parameters, chosen by grid search rather than fitted per question:
     the weights that maximise the mean Pearson r over the data sets (each grades on its own
-    scale) among those that keep the top of the scale (TOP_*); the bias then follows from the
+    scale) among those that keep the top of the scale (TOP_*), the smallest judge weight among
+    near ties (FUSION_TOLERANCE); the bias then follows from the
     anchor (an unrelated answer earns ~nothing), because human-graded answers, nearly all on
     topic, say little about where zero should be."""
     groups = _judged_groups(samples)
     if not groups:
         return start
     feats = [_features(g) for g in groups]
-    best, weights = -2.0, (start.w_sim, start.w_judge)
-    for w in itertools.product(GRID["w_sim"], GRID["w_judge"]):
-        if _sigmoid(w[0] * TOP_SIM + w[1] * TOP_JUDGE + _anchor_bias(w)) < TOP_CREDIT:
-            continue
-        r = np.mean([_r(_scores(f, w, _anchor_bias(w)), f[-1]) for f in feats])
-        if r > best + 1e-9:
-            best, weights = r, w
+    r = {w: np.mean([_r(_scores(f, w, _anchor_bias(w)), f[-1]) for f in feats])
+         for w in itertools.product(GRID["w_sim"], GRID["w_judge"])
+         if _sigmoid(w[0] * TOP_SIM + w[1] * TOP_JUDGE + _anchor_bias(w)) >= TOP_CREDIT}
+    if not r:
+        return start
+    best = max(r.values())
+    weights = min((w for w in r if r[w] >= best - FUSION_TOLERANCE), key=lambda w: (w[1], w[0]))
     return Fusion(*(float(x) for x in weights), bias=round(_anchor_bias(weights), 4))
 
 

@@ -33,6 +33,19 @@ def test_fit_recovers_the_fusion_that_made_the_grades():
     assert fitted.judge_skip_similarity is None  # the judge informs every point: always ask it
 
 
+def test_among_near_ties_the_fit_leans_least_on_the_judge(monkeypatch):
+    samples = _synthetic()
+    monkeypatch.setattr(calibrate, "FUSION_TOLERANCE", 0.0)
+    best = calibrate.fit_fusion(samples, Fusion())
+    monkeypatch.setattr(calibrate, "FUSION_TOLERANCE", 1.0)  # every weighting counts as a tie
+    least = calibrate.fit_fusion(samples, Fusion())
+    assert least.w_judge < best.w_judge
+    allowed = [w for w in calibrate.GRID["w_judge"] if any(
+        calibrate._sigmoid(calibrate.TOP_SIM * s + calibrate.TOP_JUDGE * w + calibrate._anchor_bias((s, w))) >= calibrate.TOP_CREDIT
+        for s in calibrate.GRID["w_sim"])]
+    assert least.w_judge == min(allowed)
+
+
 def test_the_fit_leaves_to_the_embedding_the_points_where_the_judge_adds_only_noise():
     rng = random.Random(2)
     samples = []
