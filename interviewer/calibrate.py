@@ -153,8 +153,8 @@ def _judged_groups(samples: list[Sample]) -> list[list[Sample]]:
 def fit_fusion(samples: list[Sample], start: Fusion) -> Fusion:
     """A few well-founded parameters, chosen by grid search rather than fitted per question:
     the weights that maximise the mean Pearson r over the data sets (each grades on its own
-    scale) among those that keep the top of the scale (TOP_*), the smallest judge weight among
-    near ties (FUSION_TOLERANCE); the bias then follows from the
+    scale) among those that keep the top of the scale (TOP_*), and of near ties
+    (FUSION_TOLERANCE) the one with the smallest judge weight; the bias then follows from the
     anchor (an unrelated answer earns ~nothing), because human-graded answers, nearly all on
     topic, say little about where zero should be."""
     groups = _judged_groups(samples)
