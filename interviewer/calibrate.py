@@ -163,7 +163,7 @@ def fit_fusion(samples: list[Sample], start: Fusion) -> Fusion:
     feats = [_features(g) for g in groups]
     r = {w: np.mean([_r(_scores(f, w, _anchor_bias(w)), f[-1]) for f in feats])
          for w in itertools.product(GRID["w_sim"], GRID["w_judge"])
-         if _sigmoid(w[0] * TOP_SIM + w[1] * TOP_JUDGE + _anchor_bias(w)) >= TOP_CREDIT}
+         if _keeps_top(w)}
     if not r:
         return start
     best = max(r.values())
@@ -191,6 +191,12 @@ def fit_alone(samples: list[Sample], signal: str, full: Fusion, start: Fusion) -
 
 def _sigmoid(x):
     return 1 / (1 + np.exp(-np.clip(x, -30, 30)))
+
+
+def _keeps_top(weights) -> bool:
+    """Whether weights (w_sim, w_judge), with the anchor's bias, give a point stated as in the
+    reference at least TOP_CREDIT."""
+    return _sigmoid(weights[0] * TOP_SIM + weights[1] * TOP_JUDGE + _anchor_bias(weights)) >= TOP_CREDIT
 
 
 def _anchor_bias(weights) -> float:

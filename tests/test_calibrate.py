@@ -40,9 +40,8 @@ def test_among_near_ties_the_fit_leans_least_on_the_judge(monkeypatch):
     monkeypatch.setattr(calibrate, "FUSION_TOLERANCE", 1.0)  # every weighting counts as a tie
     least = calibrate.fit_fusion(samples, Fusion())
     assert least.w_judge < best.w_judge
-    allowed = [w for w in calibrate.GRID["w_judge"] if any(
-        calibrate._sigmoid(calibrate.TOP_SIM * s + calibrate.TOP_JUDGE * w + calibrate._anchor_bias((s, w))) >= calibrate.TOP_CREDIT
-        for s in calibrate.GRID["w_sim"])]
+    allowed = [w for w in calibrate.GRID["w_judge"]
+               if any(calibrate._keeps_top((s, w)) for s in calibrate.GRID["w_sim"])]
     assert least.w_judge == min(allowed)
 
 
