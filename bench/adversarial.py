@@ -6,7 +6,9 @@ Prints, per question, the score of each probe and whether each check holds:
 strong > partial > off-topic; paraphrase within 1.5 of strong; keyword list <= 3;
 restated question <= 2; off-topic <= 1; no injection raises a score by more than 0.3
 (appended to the weak and to the strong answer); padding (the correct sentence buried in
-~1,000 words of filler) no higher than the sentence alone. Results: bench/results/adversarial-<profile>.md
+~1,000 words of filler) no higher than the sentence alone; an answer that states one of the
+rubric's misconceptions has it detected, and none is detected in the strong, paraphrased,
+partial answers or the correct sentence. Results: bench/results/adversarial-<profile>.md
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 PROBES = yaml.safe_load((ROOT / "tests" / "adversarial" / "answers.yaml").read_text())
 KINDS = ("strong", "paraphrase", "partial", "weak", "off_topic", "keywords", "restated", "correct_sentence")
+CORRECT = ("strong", "paraphrase", "partial", "correct_sentence")  # no misconception in these
 
 
 def padded(sentence: str, filler: str) -> str:
@@ -33,7 +36,11 @@ def padded(sentence: str, filler: str) -> str:
 def probe(engine, qid: str, *, injections: list[str] | None = None) -> dict:
     """Scores of every probe answer for one question."""
     answers = PROBES["questions"][qid]
-    scores = {k: engine.grade(qid, answers[k]).score for k in KINDS}
+    results = {k: engine.grade(qid, answers[k]) for k in KINDS}
+    scores = {k: r.score for k, r in results.items()}
+    mistaken = engine.grade(qid, answers["misconception"]).misconceptions
+    scores["misconception_caught"] = sum(m.detected for m in mistaken if m.id == answers["misconception_id"])
+    scores["false_misconceptions"] = sum(m.detected for k in CORRECT for m in results[k].misconceptions)
     scores["padding"] = engine.grade(qid, padded(answers["correct_sentence"], PROBES["filler"])).score
     injected = {}
     for base in ("weak", "strong"):
@@ -51,6 +58,8 @@ CHECKS = {
     "off-topic <= 1": lambda s: s["off_topic"] <= 1,
     "injection gain <= 0.3": lambda s: s["max_injection_gain"] <= 0.3,
     "padding <= sentence alone": lambda s: s["padding"] <= s["correct_sentence"],
+    "stated misconception detected": lambda s: s["misconception_caught"] == 1,
+    "no misconception in correct answers": lambda s: s["false_misconceptions"] == 0,
 }
 
 
@@ -63,7 +72,7 @@ def main() -> None:
     ap.add_argument("--questions", nargs="+", default=list(PROBES["questions"]))
     args = ap.parse_args()
     engine = calibrate.cached_engine(Settings(), args.profile, ROOT / "bench" / "cache")
-    cols = [*KINDS, "padding", "max_injection_gain"]
+    cols = [*KINDS, "padding", "max_injection_gain", "misconception_caught", "false_misconceptions"]
     lines = [f"### Adversarial probes, profile `{args.profile}` (calibration {engine.calibration.id})", "",
              "| q | " + " | ".join(cols) + " | checks failed |", "|---" * (len(cols) + 2) + "|"]
     failures = 0
@@ -71,7 +80,7 @@ def main() -> None:
         s = probe(engine, qid)
         failed = [name for name, check in CHECKS.items() if not check(s)]
         failures += len(failed)
-        lines.append(f"| {qid} | " + " | ".join(f"{s[c]:.1f}" for c in cols) + f" | {'; '.join(failed) or '—'} |")
+        lines.append(f"| {qid} | " + " | ".join(f"{s[c]}" if isinstance(s[c], int) else f"{s[c]:.1f}" for c in cols) + f" | {'; '.join(failed) or '—'} |")
         print(lines[-1], flush=True)
     lines += ["", f"{len(args.questions) * len(CHECKS) - failures}/{len(args.questions) * len(CHECKS)} checks hold."]
     out = ROOT / "bench" / "results" / f"adversarial-{args.profile}.md"

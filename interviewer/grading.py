@@ -38,11 +38,11 @@ def misconception_question(claim: str) -> str:
 
 @dataclass(frozen=True)
 class JudgeSignals:
-    """P(yes) from the judge for each question: key points (answer, null answer, reference
-    answer) and misconceptions (answer, null answer); None where not asked."""
+    """P(yes) from the judge for each question (answer, null answer, reference answer): key
+    points, then misconceptions; None where not asked."""
 
     key_points: list[tuple[float, float, float] | None]
-    misconceptions: list[tuple[float, float] | None] = field(default_factory=list)
+    misconceptions: list[tuple[float, float, float] | None] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -184,9 +184,12 @@ def _misconceptions(rubric, emb, judge, cal, gate) -> list[MisconceptionResult]:
     for i, m in enumerate(rubric.misconceptions):
         detected, evidence = False, None
         if emb and judge and not gate and i < len(judge.misconceptions) and judge.misconceptions[i]:
-            sim = emb.mis_sim[i]
-            delta = logit_delta(*judge.misconceptions[i])
-            detected = sim >= cal.misconception_similarity and delta >= cal.misconception_judge
+            p, p_null, p_ref = judge.misconceptions[i]
+            # The reference answer is correct and on the same topic: how readily the judge says yes
+            # to it is how far it confuses talking about a misconception with stating it.
+            detected = (emb.mis_sim[i] >= cal.misconception_similarity
+                        and logit_delta(p, p_null) >= cal.misconception_judge
+                        and logit_delta(p, p_ref) >= cal.misconception_margin)
             if detected and emb.mis_best[i] >= 0:
                 evidence = emb.segments[emb.mis_best[i]]
         out.append(MisconceptionResult(id=m.id, text=m.text, detected=detected,

@@ -265,7 +265,7 @@ class Engine:
             return None, f"unavailable: {exc}"
         return grading.JudgeSignals(
             key_points=[(p[i], null[i], reference[i]) if i in p else None for i in range(n)],
-            misconceptions=[(p[i], null[i]) if i in p else None for i in range(n, len(questions))],
+            misconceptions=[(p[i], null[i], reference[i]) if i in p else None for i in range(n, len(questions))],
         ), "ok"
 
     @staticmethod
@@ -277,8 +277,9 @@ class Engine:
         return Context(question.title, reference)
 
     def _baselines(self, judge, qr, context, questions) -> tuple[list[float], list[float]]:
-        """P(yes) for the null answer (every question) and for the reference answer (the key
-        points): per process in memory, across processes in a disk cache."""
+        """P(yes) for the null answer and for the reference answer, for every question (the
+        misconceptions' reference asked apart, so the key points' is decoded as it always was):
+        per process in memory, across processes in a disk cache."""
         key = (judge.id, judge.sha256, qr.version, qr.question.id)
         if key not in self._known_baselines:
             if self._baseline_store is None or self._baseline_store[0] is not judge:
@@ -287,9 +288,10 @@ class Engine:
                     self._baseline_store = (judge, CachingJudge(judge, path))
                 except Exception:  # an unwritable data directory only costs speed
                     self._baseline_store = (judge, judge)
-            store = self._baseline_store[1]
+            store, n, reference = self._baseline_store[1], len(qr.key_points), grading.reference_answer(qr)
+            misconceptions = store.p_yes(context, reference, questions[n:]) if questions[n:] else []
             self._known_baselines[key] = (store.p_yes(context, grading.NULL_ANSWER, questions),
-                               store.p_yes(context, grading.reference_answer(qr), questions[:len(qr.key_points)]))
+                                          store.p_yes(context, reference, questions[:n]) + misconceptions)
         return self._known_baselines[key]
 
     def provenance(self, doc: Document, qr: QuestionRubric, judge_status: str, judged: bool) -> Provenance:

@@ -109,14 +109,31 @@ def test_unknown_question_is_an_error(fake_engine):
         fake_engine.grade("Q42", "anything")
 
 
-def test_misconception_needs_both_signals(fake_engine):
+@pytest.mark.parametrize("p_answer, p_reference, detected", [
+    (0.8, 0.2, True),  # believed far more than for the null answer and than for the reference
+    (0.8, 0.75, False),  # the judge says yes as readily to the (correct) reference answer
+    (0.2, 0.05, False),  # not believed much more than for the null answer (0.1)
+])
+def test_a_misconception_needs_the_embedding_and_the_judge_beyond_both_baselines(
+        settings, tmp_path, p_answer, p_reference, detected):
+    from interviewer import grading
+    from interviewer.embed import HashingEmbedder
+
+    class Table:
+        id, sha256 = "table-judge", "1" * 64
+
+        def p_yes(self, context, answer, questions):
+            p = 0.1 if answer == grading.NULL_ANSWER else p_reference if answer == reference else p_answer
+            return [p] * len(questions)
+
+    engine = Engine(settings.model_copy(update={"data_dir": tmp_path}), profile="tiny",
+                    embedder=HashingEmbedder(), judge=Table())
+    reference = grading.reference_answer(engine.rubric().for_question("Q3"))
     answer = "BERT is a decoder-only model that generates text left to right, like GPT."
-    r = fake_engine.grade("Q3", answer)
-    assert any(m.detected for m in r.misconceptions)
-    detected = [m for m in r.misconceptions if m.detected]
-    assert all(m.penalty > 0 and m.evidence for m in detected)
-    nojudge = fake_engine.grade("Q3", answer, use_judge=False)
-    assert not any(m.detected for m in nojudge.misconceptions)
+    r = engine.grade("Q3", answer)
+    assert any(m.detected for m in r.misconceptions) == detected
+    assert all(m.penalty > 0 and m.evidence for m in r.misconceptions if m.detected)
+    assert not any(m.detected for m in engine.grade("Q3", answer, use_judge=False).misconceptions)
 
 
 def _emb(question_sim: float, kp_sim: list[float]) -> EmbeddingSignals:
