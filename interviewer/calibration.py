@@ -55,9 +55,9 @@ class Calibration:
     off_topic_similarity: float = 0.2  # best answer/topic cosine below this: off topic
     restated_similarity: float = 0.5  # answer this close to the question, adding <= 3 new words, and ...
     restated_margin: float = 0.0  # ... this much closer to it than to any key point: restated
-    misconception_similarity: float = 0.45  # a misconception is asked about from this cosine, and
-    misconception_judge: float = 1.5  # detected when the judge believes it this much more (log-odds)
-    misconception_margin: float = 0.5  # than for the null answer, and this much more than for the reference
+    misconception_similarity: float = 0.45  # cosine from which a misconception is asked about
+    misconception_judge: float = 1.5  # detected: the judge's log-odds this far above the null answer's ...
+    misconception_margin: float = 0.5  # ... and this far above the (correct) reference answer's
     review_disagreement: float = 0.5
     judge_skip_similarity: float | None = None  # cosine from which the embedding alone decides a point
     score_exponent: float = 1.0  # score = 10 x (weighted mean credit) ** score_exponent
