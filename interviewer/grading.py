@@ -182,9 +182,10 @@ def grade(
 def _misconceptions(rubric, emb, judge, cal, gate) -> list[MisconceptionResult]:
     out = []
     for i, m in enumerate(rubric.misconceptions):
-        detected, evidence = False, None
+        detected, evidence, signal = False, None, None
         if emb and judge and not gate and i < len(judge.misconceptions) and judge.misconceptions[i]:
             p, p_null, p_ref = judge.misconceptions[i]
+            signal = JudgeSignal(p_yes=round(p, 4), p_yes_null=round(p_null, 4), p_yes_reference=round(p_ref, 4))
             # The reference answer is correct and on the same topic: how readily the judge says yes
             # to it is how far it confuses talking about a misconception with stating it.
             detected = (emb.mis_sim[i] >= cal.misconception_similarity
@@ -193,5 +194,7 @@ def _misconceptions(rubric, emb, judge, cal, gate) -> list[MisconceptionResult]:
             if detected and emb.mis_best[i] >= 0:
                 evidence = emb.segments[emb.mis_best[i]]
         out.append(MisconceptionResult(id=m.id, text=m.text, detected=detected,
-                                       penalty=m.penalty if detected else 0.0, evidence=evidence))
+                                       penalty=m.penalty if detected else 0.0, evidence=evidence,
+                                       similarity=round(emb.mis_sim[i], 3) if emb and not gate else None,
+                                       judge=signal))
     return out

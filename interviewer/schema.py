@@ -39,6 +39,10 @@ class MisconceptionResult(BaseModel):
     detected: bool
     penalty: float
     evidence: str | None = None
+    similarity: float | None = Field(None, description="Embedding cosine between the misconception and the "
+                                     "candidate's closest sentence")
+    judge: JudgeSignal | None = Field(None, description="P(yes) that the answer states the misconception; null "
+                                      "where the judge was not asked (no sentence comes close to it)")
 
 
 class Gate(BaseModel):

@@ -133,6 +133,10 @@ def test_a_misconception_needs_the_embedding_and_the_judge_beyond_both_baselines
     r = engine.grade("Q3", answer)
     assert any(m.detected for m in r.misconceptions) == detected
     assert all(m.penalty > 0 and m.evidence for m in r.misconceptions if m.detected)
+    asked = [m for m in r.misconceptions if m.judge]  # the result shows why: both signals, both baselines
+    assert asked and all(m.similarity >= engine.calibration.misconception_similarity for m in asked)
+    assert all((m.judge.p_yes, m.judge.p_yes_null, m.judge.p_yes_reference) == (p_answer, 0.1, p_reference)
+               for m in asked)
     assert not any(m.detected for m in engine.grade("Q3", answer, use_judge=False).misconceptions)
 
 

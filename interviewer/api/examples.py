@@ -52,7 +52,13 @@ GRADE_RESULT = json.loads(r"""
    "text": "Transformers read tokens one after another like an RNN, so they know the word order without positional encoding.",
    "detected": false,
    "penalty": 0.0,
-   "evidence": null
+   "evidence": null,
+   "similarity": 0.734,
+   "judge": {
+    "p_yes": 0.2592,
+    "p_yes_null": 0.3426,
+    "p_yes_reference": 0.2436
+   }
   }
  ],
  "needs_review": false,
