@@ -133,7 +133,7 @@ def grade(
             credit = 0.0
         elif judge and judge.key_points[i] is not None:
             p, p_null, p_ref = judge.key_points[i]
-            signal = JudgeSignal(p_yes=round(p, 4), p_yes_null=round(p_null, 4), p_yes_reference=round(p_ref, 4))
+            signal = _judge_signal(p, p_null, p_ref)
             j = judge_evidence(p, p_null, p_ref)
             credit = cal.credit(sim, j)
             disagreements.append(abs(cal.embedding_only.credit(sim) - cal.judge_only.credit(0.0, j)))
@@ -179,13 +179,18 @@ def grade(
     )
 
 
+def _judge_signal(p: float, p_null: float, p_ref: float) -> JudgeSignal:
+    """The judge's P(yes) as the result shows it: for the answer and for both baselines."""
+    return JudgeSignal(p_yes=round(p, 4), p_yes_null=round(p_null, 4), p_yes_reference=round(p_ref, 4))
+
+
 def _misconceptions(rubric, emb, judge, cal, gate) -> list[MisconceptionResult]:
     out = []
     for i, m in enumerate(rubric.misconceptions):
         detected, evidence, signal = False, None, None
         if emb and judge and not gate and i < len(judge.misconceptions) and judge.misconceptions[i]:
             p, p_null, p_ref = judge.misconceptions[i]
-            signal = JudgeSignal(p_yes=round(p, 4), p_yes_null=round(p_null, 4), p_yes_reference=round(p_ref, 4))
+            signal = _judge_signal(p, p_null, p_ref)
             # The reference answer is correct and on the same topic: how readily the judge says yes
             # to it is how far it confuses talking about a misconception with stating it.
             detected = (emb.mis_sim[i] >= cal.misconception_similarity
