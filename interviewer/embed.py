@@ -31,6 +31,7 @@ ONNX_VERSION = "2"  # bump when the export changes: it names the exported file. 
 class Embedder(Protocol):
     id: str
     sha256: str
+    runtime: str  # what runs the model, for a grade's provenance
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """One L2-normalised row per text."""
@@ -50,6 +51,7 @@ class _CachedEmbedder:
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
+        self.runtime = ""  # known once loaded
 
     def load(self):
         with self._lock:
@@ -93,10 +95,12 @@ class SentenceTransformerEmbedder(_CachedEmbedder):
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         import torch
         import transformers
+        import sentence_transformers
         from sentence_transformers import SentenceTransformer
 
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
+        self.runtime = f"sentence-transformers {sentence_transformers.__version__}, torch {torch.__version__}"
         if self._threads:
             torch.set_num_threads(self._threads)
         return SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
@@ -132,6 +136,7 @@ class OnnxEmbedder(_CachedEmbedder):
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         session = onnxruntime.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
+        self.runtime = f"onnxruntime {onnxruntime.__version__}, int8 export v{ONNX_VERSION}"
         return tokenizer, session
 
     def _encode(self, texts: list[str]) -> np.ndarray:
@@ -241,6 +246,7 @@ class HashingEmbedder:
 
     id = "hashing-embedder"
     sha256 = "0" * 64
+    runtime = "hashed word counts (a test double)"
 
     def __init__(self, dim: int = 512):
         self.dim = dim

@@ -49,6 +49,7 @@ class Context:
 class Judge(Protocol):
     id: str
     sha256: str
+    runtime: str  # what runs the model, for a grade's provenance
 
     def p_yes(self, context: Context, answer: str, questions: list[str]) -> list[float]:
         """P("Yes") for each yes/no question about the answer."""
@@ -84,6 +85,7 @@ class LlamaJudge:
         self._cached: list[int] = []  # tokens of sequence 0 now in the KV cache
         self._heads: OrderedDict[tuple[int, ...], bytes] = OrderedDict()  # head tokens -> saved KV state
         self.tokens_evaluated = 0  # for benchmarks: tokens actually decoded
+        self.runtime = ""  # known once loaded
 
     # -- loading ------------------------------------------------------------------------
     def load(self) -> "LlamaJudge":
@@ -120,7 +122,10 @@ class LlamaJudge:
         self._ctx = internals.LlamaContext(model=self._model, params=cparams, verbose=True)
         self._batch = internals.LlamaBatch(n_tokens=self._n_batch, embd=0, n_seq_max=self._n_seq + 2, verbose=True)
         self._llama_cpp = llama_cpp
-        self._build = f"{llama_cpp.__version__} {llama_cpp.llama_print_system_info().decode()}"
+        system = llama_cpp.llama_print_system_info().decode()
+        self._build = f"{llama_cpp.__version__} {system}"
+        features = [p.split("=")[0].replace("CPU :", "").strip() for p in system.split("|") if p.strip().endswith("= 1")]
+        self.runtime = f"llama-cpp-python {llama_cpp.__version__}; {' '.join(features)}"
         meta = self._model.metadata()
         vocab = self._model
         bos = vocab.token_get_text(vocab.token_bos()) if vocab.token_bos() >= 0 else ""
@@ -358,6 +363,7 @@ class KeywordJudge:
 
     id = "keyword-judge"
     sha256 = "0" * 64
+    runtime = "word overlap (a test double)"
 
     def __init__(self, fail: bool = False):
         self.fail = fail
@@ -393,6 +399,10 @@ class CachingJudge:
             self._db.execute("CREATE TABLE IF NOT EXISTS p_yes (key TEXT PRIMARY KEY, p REAL NOT NULL)")
         self._lock = threading.Lock()
         self.hits = self.misses = 0
+
+    @property
+    def runtime(self) -> str:
+        return self.inner.runtime
 
     def _key(self, context: Context, answer: str, question: str) -> str:
         import hashlib

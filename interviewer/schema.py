@@ -53,6 +53,9 @@ class Gate(BaseModel):
 class ModelRef(BaseModel):
     id: str
     sha256: str
+    runtime: str | None = Field(None, description="What ran the model: the library's version and, for "
+                                "llama.cpp, the CPU features its kernels use. The judge's probabilities move "
+                                "by up to 0.05 between builds and CPUs: an exact reproduction needs the same")
 
 
 class Provenance(BaseModel):

@@ -303,8 +303,9 @@ class Engine:
             document_sha256=doc.sha256,
             rubric_version=qr.version,
             rubric_curated=qr.curated,
-            embedder=ModelRef(id=self.embedder.id, sha256=self.embedder.sha256),
-            judge=ModelRef(id=judge.id, sha256=judge.sha256) if judge is not None and judged else None,
+            embedder=ModelRef(id=self.embedder.id, sha256=self.embedder.sha256, runtime=self.embedder.runtime or None),
+            judge=(ModelRef(id=judge.id, sha256=judge.sha256, runtime=judge.runtime or None)
+                   if judge is not None and judged else None),
             judge_status=judge_status,
             calibration=self.calibration.id,
             signals=signals,

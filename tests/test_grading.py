@@ -5,6 +5,7 @@ import pytest
 from interviewer.bank import load
 from interviewer.feedback import check_citations
 from interviewer.grading import EmbeddingSignals, similarity_gate
+from interviewer.embed import HashingEmbedder
 from interviewer.judge import KeywordJudge
 from interviewer.service import Engine
 
@@ -23,6 +24,7 @@ def test_result_shape_and_provenance(fake_engine, seed_doc):
     p = r.provenance
     assert p.rubric_curated and len(p.document_sha256) == 64 and p.rubric_version
     assert p.embedder.id == "hashing-embedder" and p.judge.id == "keyword-judge"
+    assert p.embedder.runtime == HashingEmbedder.runtime and p.judge.runtime == KeywordJudge.runtime
     assert p.judge_status == "ok" and p.signals == ["embedding", "judge"]
     assert p.engine_version and p.calibration
     assert "Score" in r.feedback
@@ -52,7 +54,6 @@ def test_the_judge_is_asked_only_about_points_the_embedding_does_not_decide(sett
     from dataclasses import replace
 
     from interviewer.calibration import Calibration
-    from interviewer.embed import HashingEmbedder
 
     def engine(cut):
         return Engine(settings, profile="tiny", embedder=HashingEmbedder(), judge=KeywordJudge(),
@@ -120,7 +121,7 @@ def test_a_misconception_needs_the_embedding_and_the_judge_beyond_both_baselines
     from interviewer.embed import HashingEmbedder
 
     class Table:
-        id, sha256 = "table-judge", "1" * 64
+        id, sha256, runtime = "table-judge", "1" * 64, "a table (a test double)"
 
         def p_yes(self, context, answer, questions):
             p = 0.1 if answer == grading.NULL_ANSWER else p_reference if answer == reference else p_answer

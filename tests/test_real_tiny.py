@@ -1,5 +1,7 @@
 """The real path on the smallest real models: MiniLM + SmolLM2-135M (tiny profile)."""
 
+import re
+
 import pytest
 
 from interviewer.bank import load
@@ -20,6 +22,9 @@ def test_every_seed_question_grades_with_cited_feedback(tiny_engine, seed_doc, q
     assert r.provenance.judge_status == "ok"
     assert r.provenance.judge.sha256 == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     assert r.provenance.embedder.sha256 == "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+    # what ran the models: llama.cpp's numbers depend on its build and the CPU's kernels
+    assert re.fullmatch(r"llama-cpp-python \d+\.\d+\.\d+; \S+( \S+)*", r.provenance.judge.runtime)
+    assert r.provenance.embedder.runtime.startswith(("onnxruntime ", "sentence-transformers "))
     check_citations(r, load(seed_doc))
     assert any(kp.evidence for kp in r.key_points)
     cut = tiny_engine.calibration.judge_skip_similarity

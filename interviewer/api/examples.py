@@ -82,11 +82,13 @@ GRADE_RESULT = json.loads(r"""
   "rubric_curated": true,
   "embedder": {
    "id": "minilm",
-   "sha256": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+   "sha256": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+   "runtime": "onnxruntime 1.32.0, int8 export v2"
   },
   "judge": {
    "id": "SmolLM2-135M-Instruct.Q4_1.gguf",
-   "sha256": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+   "sha256": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+   "runtime": "llama-cpp-python 0.3.36; SSE3 SSSE3 AVX AVX_VNNI AVX2 F16C FMA BMI2 AVX512 AVX512_VNNI AVX512_BF16 LLAMAFILE OPENMP REPACK"
   },
   "judge_status": "ok",
   "calibration": "calibration-tiny.json@45b475b2b4d4",
