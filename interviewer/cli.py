@@ -91,17 +91,20 @@ def grade(
         if sys.stdin.isatty():
             typer.echo("Type or paste the answer, then Ctrl-D:", err=True)
         answer = sys.stdin.read()
+    from . import render
+
+    # on a terminal only: the first grade of a question on a machine takes several seconds more
+    waiting = "Grading…" if no_judge else "Grading… (a question's first grade here also prepares the judge for it)"
     try:
-        engine = _engine(profile)
-        engine.load(with_judge=not no_judge)  # both models load at once
-        result = engine.grade(question, answer, doc=doc, use_judge=not no_judge)
+        with render.console(stderr=True).status(waiting, spinner="dots"):
+            engine = _engine(profile)
+            engine.load(with_judge=not no_judge)  # both models load at once
+            result = engine.grade(question, answer, doc=doc, use_judge=not no_judge)
     except InterviewerError as exc:
         _fail(str(exc))
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
     else:
-        from . import render
-
         render.result(render.console(), result)
 
 
