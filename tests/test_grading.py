@@ -3,9 +3,9 @@
 import pytest
 
 from interviewer.bank import load
+from interviewer.embed import HashingEmbedder
 from interviewer.feedback import check_citations
 from interviewer.grading import EmbeddingSignals, similarity_gate
-from interviewer.embed import HashingEmbedder
 from interviewer.judge import KeywordJudge
 from interviewer.service import Engine
 
@@ -118,7 +118,6 @@ def test_unknown_question_is_an_error(fake_engine):
 def test_a_misconception_needs_the_embedding_and_the_judge_beyond_both_baselines(
         settings, tmp_path, p_answer, p_reference, detected):
     from interviewer import grading
-    from interviewer.embed import HashingEmbedder
 
     class Table:
         id, sha256, runtime = "table-judge", "1" * 64, "a table (a test double)"
