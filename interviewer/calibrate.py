@@ -34,6 +34,7 @@ class Sample:
     sims: tuple[float, ...]
     judge: tuple[float, ...] | None  # judge evidence per key point (calibration.judge_evidence)
     answer_words: int
+    negation_differs: tuple[bool, ...] = ()  # per key point (EmbeddingSignals.kp_negation_differs); () = none
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -84,6 +85,7 @@ def measure(engine, rows: list[dict], doc: Path, *, use_judge: bool = True, prog
             weights=tuple(kp.weight for kp in qr.key_points),
             sims=tuple(emb.kp_sim) if emb else tuple(0.0 for _ in qr.key_points),
             judge=judge, answer_words=len(prepared.clean.split()),
+            negation_differs=tuple(emb.kp_negation_differs) if emb else (),
         ))
         if progress:
             progress(i, len(ordered))
@@ -108,7 +110,7 @@ def coverage(sample: Sample, cal: Calibration, *, signals: str = "both") -> floa
         elif signals == "judge":
             credits.append(cal.judge_only.credit(0.0, j or 0.0))
         else:
-            credits.append(cal.credit(sim, j))
+            credits.append(cal.credit(sim, j, k < len(sample.negation_differs) and sample.negation_differs[k]))
     return float(np.dot(sample.weights, credits) / sum(sample.weights))
 
 

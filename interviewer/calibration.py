@@ -65,13 +65,16 @@ class Calibration:
     fitted_on: dict = field(default_factory=dict)
     version: int = VERSION
 
-    def asks_judge(self, sim: float) -> bool:
-        """Whether a key point whose best-matching answer segment has cosine `sim` needs the judge."""
-        return self.judge_skip_similarity is None or sim < self.judge_skip_similarity
+    def asks_judge(self, sim: float, negation_differs: bool = False) -> bool:
+        """Whether a key point whose best-matching answer segment has cosine `sim` needs the judge.
+        `negation_differs`: that segment has another number of negations than every phrasing of the
+        point ("…is not…" against "…is…"). The embedding barely sees a negation, so the judge is
+        asked whatever the cosine."""
+        return negation_differs or self.judge_skip_similarity is None or sim < self.judge_skip_similarity
 
-    def credit(self, sim: float, judge: float | None) -> float:
+    def credit(self, sim: float, judge: float | None, negation_differs: bool = False) -> float:
         """A key point's credit from its cosine and its judge evidence (None: not judged)."""
-        if judge is None or not self.asks_judge(sim):
+        if judge is None or not self.asks_judge(sim, negation_differs):
             return self.embedding_only.credit(sim)
         return self.full.credit(sim, judge)
 

@@ -50,6 +50,7 @@ class EmbeddingSignals:
     segments: list[str]
     kp_sim: list[float]
     kp_best: list[int]  # index into segments, -1 when there is none
+    kp_negation_differs: list[bool]  # the closest segment has other negations than every phrasing
     mis_sim: list[float]
     mis_best: list[int]
     topic_sim: float  # best cosine of the answer with the question, reference or any key point
@@ -128,6 +129,7 @@ def grade(
     disagreements: list[float] = []
     for i, kp in enumerate(kps):
         sim = emb.kp_sim[i] if emb and not gate else 0.0
+        negation_differs = bool(emb and emb.kp_negation_differs[i])
         signal = None
         if gate:
             credit = 0.0
@@ -135,7 +137,7 @@ def grade(
             p, p_null, p_ref = judge.key_points[i]
             signal = _judge_signal(p, p_null, p_ref)
             j = judge_evidence(p, p_null, p_ref)
-            credit = cal.credit(sim, j)
+            credit = cal.credit(sim, j, negation_differs)
             disagreements.append(abs(cal.embedding_only.credit(sim) - cal.judge_only.credit(0.0, j)))
         else:  # no judge, or a point the embedding decides alone
             credit = cal.credit(sim, None)

@@ -215,12 +215,14 @@ class Engine:
         offset += len(topic)
         kp_v = vectors[offset: offset + len(flat)]
         mis_v = vectors[offset + len(flat):]
-        kp_sim, kp_best, start = [], [], 0
+        kp_sim, kp_best, kp_negation_differs, start = [], [], [], 0
         for group in kp_texts:
             sims = seg @ kp_v[start: start + len(group)].T  # segments x phrasings
             start += len(group)
             kp_sim.append(float(sims.max()))
             kp_best.append(int(np.argmax(sims[:n_real].max(axis=1))))
+            closest = text.negations(segments[int(np.argmax(sims.max(axis=1)))])
+            kp_negation_differs.append(all(closest != text.negations(p) for p in group))
         mis_sim, mis_best = [], []
         for vec in mis_v:
             sims = seg @ vec
@@ -228,7 +230,8 @@ class Engine:
             mis_sim.append(float(sims.max()))
         topic_sim = float(max(np.max(seg @ topic_v.T), max(kp_sim, default=0.0)))
         return grading.EmbeddingSignals(
-            segments=segments, kp_sim=kp_sim, kp_best=kp_best, mis_sim=mis_sim, mis_best=mis_best,
+            segments=segments, kp_sim=kp_sim, kp_best=kp_best, kp_negation_differs=kp_negation_differs,
+            mis_sim=mis_sim, mis_best=mis_best,
             topic_sim=topic_sim, question_sim=float(whole @ topic_v[0]),
         )
 
@@ -242,7 +245,8 @@ class Engine:
         decide alone (all of them with `every_point`, as calibration needs), and the misconceptions
         that the answer's wording comes close to (the others cannot be detected anyway)."""
         cal, n = self.calibration, len(qr.key_points)
-        points = [i for i in range(n) if every_point or emb is None or cal.asks_judge(emb.kp_sim[i])]
+        points = [i for i in range(n)
+                  if every_point or emb is None or cal.asks_judge(emb.kp_sim[i], emb.kp_negation_differs[i])]
         return points + [n + i for i, sim in enumerate(emb.mis_sim if emb else [])
                          if sim >= cal.misconception_similarity]
 

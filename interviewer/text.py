@@ -7,6 +7,7 @@ import re
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+|(?:^|\s)[*•-]\s+|\s\d+[.)]\s+")
 _CLAUSE = re.compile(r";\s+|,\s+(?:and|but|which|so|while|because|whereas)\s+|\s+(?:because|whereas|so that)\s+|:\s+")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'+\-]*")
+_NEGATION = re.compile(r"\b(?:not|no|never|neither|nor|none|nothing|cannot)\b|n't\b", re.IGNORECASE)
 
 STOPWORDS = frozenset(
     """a an the is are was were be been being of in on at to for from by with as and or but not no it its
@@ -84,6 +85,11 @@ def restates(answer: str, question: str, reference: str) -> bool:
     novel = novel_words(answer, question)
     known = {stem(w) for w in content_words(reference)}
     return len(novel) <= RESTATED_NEW_WORDS and not any(stem(w) in known for w in novel)
+
+
+def negations(text: str) -> int:
+    """How many negations (not, no, never, n't…) the text has."""
+    return len(_NEGATION.findall(text))
 
 
 def sentences(text: str) -> list[str]:

@@ -76,6 +76,29 @@ def test_the_judge_is_asked_only_about_points_the_embedding_does_not_decide(sett
     assert not r.needs_review and r.score > 0
 
 
+def test_a_key_point_negated_in_the_answer_goes_to_the_judge_whatever_its_cosine(settings):
+    """The embedding barely sees a "not": a sentence that negates a key point sits close to it, so
+    the cosine cut that leaves a point to the embedding must not apply to it."""
+    from dataclasses import replace
+
+    from interviewer.calibration import Calibration
+
+    class NotJudge:  # says no to any answer with "not" in it
+        id, sha256, runtime = "not-judge", "2" * 64, "a rule (a test double)"
+
+        def p_yes(self, context, answer, questions):
+            return [0.05 if " not " in f" {answer} " else 0.9 for _ in questions]
+
+    engine = Engine(settings, profile="tiny", embedder=HashingEmbedder(), judge=NotJudge(),
+                    calibration_=replace(Calibration(), judge_skip_similarity=0.3))
+    stated = "BERT is an encoder-only transformer, while GPT is a decoder-only transformer."
+    negated = "BERT is not an encoder-only transformer, and GPT is not a decoder-only transformer."
+    good, bad = (engine.grade("Q3", a).key_points[0] for a in (stated, negated))
+    assert good.id == bad.id == "encoder-decoder" and bad.similarity >= 0.3
+    assert good.judge is None and good.status == "covered"  # left to the embedding
+    assert bad.judge is not None and bad.judge.p_yes == 0.05 and bad.status == "missed"
+
+
 def test_judge_failure_falls_back_to_embeddings_and_says_so(settings):
     from interviewer.embed import HashingEmbedder
 
@@ -141,7 +164,8 @@ def test_a_misconception_needs_the_embedding_and_the_judge_beyond_both_baselines
 
 
 def _emb(question_sim: float, kp_sim: list[float]) -> EmbeddingSignals:
-    return EmbeddingSignals(segments=["x"], kp_sim=kp_sim, kp_best=[0] * len(kp_sim), mis_sim=[], mis_best=[],
+    return EmbeddingSignals(segments=["x"], kp_sim=kp_sim, kp_best=[0] * len(kp_sim),
+                            kp_negation_differs=[False] * len(kp_sim), mis_sim=[], mis_best=[],
                             topic_sim=0.9, question_sim=question_sim)
 
 

@@ -37,6 +37,17 @@ def test_judge_alone_is_not_fooled_by_an_injection(standard_engine):
     assert sum(injected) / len(injected) < sum(plain) / len(plain) + 0.15
 
 
+def test_a_negated_key_point_is_judged_not_taken_from_the_embedding(standard_engine):
+    """Negating BERT's key point keeps its cosine above the cut where the embedding alone would
+    decide (0.94); the judge is asked instead, and the point is not covered."""
+    negated = "BERT is not an encoder-only transformer, and GPT is not a decoder-only transformer."
+    stated = "BERT is an encoder-only transformer, while GPT is a decoder-only transformer."
+    bad, good = (standard_engine.grade("Q3", a).key_points[0] for a in (negated, stated))
+    assert bad.similarity >= standard_engine.calibration.judge_skip_similarity
+    assert bad.judge is not None and bad.status != "covered"
+    assert good.status == "covered" and bad.credit < good.credit - 0.3
+
+
 def test_a_stated_misconception_is_detected_and_a_correct_answer_has_none(scores, standard_engine):
     stated = standard_engine.grade("Q1", Q1["misconception"]).misconceptions
     assert [m.id for m in stated if m.detected] == [Q1["misconception_id"]]

@@ -40,6 +40,12 @@ def test_segments_split_sentences_bullets_and_long_clauses():
     assert any(s.startswith("because") or s.startswith("we need") for s in segs) or len(segs) >= 4
 
 
+def test_negations_are_counted_in_every_form():
+    assert text.negations("BERT is not a decoder, it isn't generative and never was; no, nothing.") == 5
+    assert text.negations("It cannot see the future, neither left nor right.") == 3
+    assert text.negations("Notation and nonetheless know nothingness.") == 0
+
+
 def test_stem_joins_the_forms_of_a_word():
     assert {text.stem(w) for w in ("scale", "scales", "scaled", "scaling", "Scaling")} == {"scal"}
 
