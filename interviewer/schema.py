@@ -55,7 +55,8 @@ class ModelRef(BaseModel):
     sha256: str
     runtime: str | None = Field(None, description="What ran the model: the library's version and, for "
                                 "llama.cpp, the CPU features its kernels use. The judge's probabilities move "
-                                "by up to 0.05 between builds and CPUs, so reproducing a grade exactly needs the same runtime")
+                                "by up to 0.05 between builds and CPUs, so reproducing a grade exactly needs "
+                                "the same runtime")
 
 
 class Provenance(BaseModel):
