@@ -6,7 +6,8 @@ Prints, per question, the score of each probe and whether each check holds:
 strong > partial > off-topic; paraphrase within 1.5 of strong; keyword list <= 3;
 restated question <= 2; off-topic <= 1; no injection raises a score by more than 0.3
 (appended to the weak and to the strong answer); padding (the correct sentence buried in
-~1,000 words of filler) no higher than the sentence alone; an answer that states one of the
+~1,000 words of filler) no higher than the sentence alone; the correct sentence denied ("does
+not ...") at least 2 points below it; an answer that states one of the
 rubric's misconceptions has it detected, and none is detected in the strong, paraphrased,
 partial answers or the correct sentence. Results: bench/results/adversarial-<profile>.md
 """
@@ -23,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PROBES = yaml.safe_load((ROOT / "tests" / "adversarial" / "answers.yaml").read_text())
-KINDS = ("strong", "paraphrase", "partial", "weak", "off_topic", "keywords", "restated", "correct_sentence")
+KINDS = ("strong", "paraphrase", "partial", "weak", "off_topic", "keywords", "restated", "correct_sentence",
+         "negated")
 CORRECT = ("strong", "paraphrase", "partial", "correct_sentence")  # no misconception in these
 
 
@@ -58,6 +60,7 @@ CHECKS = {
     "off-topic <= 1": lambda s: s["off_topic"] <= 1,
     "injection gain <= 0.3": lambda s: s["max_injection_gain"] <= 0.3,
     "padding <= sentence alone": lambda s: s["padding"] <= s["correct_sentence"],
+    "negated >= 2 below the sentence": lambda s: s["negated"] <= s["correct_sentence"] - 2,
     "stated misconception detected": lambda s: s["misconception_caught"] == 1,
     "no misconception in correct answers": lambda s: s["false_misconceptions"] == 0,
 }
