@@ -217,11 +217,11 @@ class Engine:
         mis_v = vectors[offset + len(flat):]
         kp_sim, kp_best, kp_negation_differs, start = [], [], [], 0
         for group in kp_texts:
-            sims = seg @ kp_v[start: start + len(group)].T  # segments x phrasings
+            best = (seg @ kp_v[start: start + len(group)].T).max(axis=1)  # per segment, over phrasings
             start += len(group)
-            kp_sim.append(float(sims.max()))
-            kp_best.append(int(np.argmax(sims[:n_real].max(axis=1))))
-            closest = text.negations(segments[int(np.argmax(sims.max(axis=1)))])
+            kp_sim.append(float(best.max()))
+            kp_best.append(int(np.argmax(best[:n_real])))
+            closest = text.negations(segments[int(np.argmax(best))])
             kp_negation_differs.append(all(closest != text.negations(p) for p in group))
         mis_sim, mis_best = [], []
         for vec in mis_v:
