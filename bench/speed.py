@@ -381,28 +381,38 @@ def latency(engine: Engine, probe: Probe, reset: AnswerCacheReset, ref: Referenc
         "per_answer": [{k: v for k, v in asdict(s).items() if k != "decodes"} for s in judged],
     }
     if ref.judge is not None:  # where the decoded tokens go, per grading
-        parts = {"head": [], "body": [], "questions": []}
+        parts = {"head": [], "body": [], "questions": [], "key_point_questions": []}
         for s in judged:
             if s.gate is None:
-                h, b, qs = prompt_parts(engine, ref.judge, s.question, answers[s.question][s.label])
+                h, b, qs, points = asked_parts(engine, ref.judge, s.question, answers[s.question][s.label])
                 parts["head"].append(len(h))
                 parts["body"].append(len(b))
                 parts["questions"].append(question_tokens(qs))
+                parts["key_point_questions"].append(question_tokens(qs[:points]))
         if parts["head"]:
-            total = sum(map(sum, parts.values()))
+            # what the misconception questions add to the key points' (their shared opening included)
+            parts["misconception_questions"] = [q - k for q, k in zip(parts["questions"], parts.pop("key_point_questions"))]
+            total = sum(sum(parts[k]) for k in ("head", "body", "questions"))
             out["prompt_tokens"] = {k: {"mean": float(np.mean(v)), "share": sum(v) / total} for k, v in parts.items()}
     return out
 
 
 def prompt_parts(engine: Engine, judge: LlamaJudge, qid: str, answer: str, doc: Path = SEED):
     """The judge's token lists for one answer: head (question part), body (answer), one per question
-    the engine asks about it (`Engine.questions_to_ask`)."""
+    the engine asks about it (`Engine.questions_to_ask`: key points first, then misconceptions)."""
+    head, body, suffixes, _ = asked_parts(engine, judge, qid, answer, doc)
+    return head, body, suffixes
+
+
+def asked_parts(engine: Engine, judge: LlamaJudge, qid: str, answer: str, doc: Path = SEED):
+    """`prompt_parts`, and how many of the questions are about key points (the rest: misconceptions)."""
     qr = engine.rubric(doc).for_question(qid)
     clean = grading.Prepared.of(answer).clean
     head, body = judge.prefix(engine.question_context(qr), clean)
     questions = engine.judge_questions(qr)
     asked = engine.questions_to_ask(qr, engine.embedding_signals(qr, clean))
-    return head, body, [judge.suffix(questions[i]) for i in asked]
+    points = sum(1 for i in asked if i < len(qr.key_points))
+    return head, body, [judge.suffix(questions[i]) for i in asked], points
 
 
 def question_tokens(suffixes: list[list[int]]) -> int:
@@ -925,6 +935,13 @@ def figures(r: dict) -> list[dict]:
     pt = lat.get("prompt_tokens")
     add("  judge prompt tokens per answer: question part (head) / answer / yes-no questions",
         pt and pt["head"]["mean"], lambda _: " / ".join(f"{pt[k]['mean']:.0f}" for k in ("head", "body", "questions")))
+    if pt and "misconception_questions" in pt:
+        add("    of the yes-no questions: key points / misconceptions", pt["questions"]["mean"],
+            lambda _: f"{pt['questions']['mean'] - pt['misconception_questions']['mean']:.0f} / "
+                      f"{pt['misconception_questions']['mean']:.0f}")
+    floor = latency_floor(lat, r.get("hardware", {}))
+    add("  p50 at raw llama.cpp speed (median tokens decoded / raw tok/s; without misconception questions)",
+        floor and floor[0], lambda _: f"{floor[0]:.2f} s; {floor[1]:.2f} s" if floor[1] else f"{floor[0]:.2f} s")
     add(f"first answer per question p50 ({first.get('answers', 0)} questions: + judge baselines, none persisted; "
         "rubric embeddings)", first.get("p50_s"), s)
     add("judge efficiency (tokens / (judge s x raw tok/s))", eff.get("judge"), lambda v: f"{v * 100:.0f}%",
@@ -1017,6 +1034,19 @@ def write_markdown(out_dir: Path) -> None:
             "Latency is steady state (models loaded, each question graded once before); efficiencies compare "
             "the engine with raw llama.cpp and sentence-transformers on the same machine in the same run.\n")
     (out_dir / "speed.md").write_text(head + "\n" + "\n\n".join(table(r) for r in reports) + "\n")
+
+
+def latency_floor(lat: dict, hw: dict) -> tuple[float, float | None] | None:
+    """The least the judge-on p50 can be on this machine: the median answer's decoded tokens at the
+    raw llama.cpp rate of the same run; and the same less the mean tokens of misconception questions."""
+    raw = _get_path(hw, "judge", "seed", "tok_per_s")
+    tokens = [a["tokens"] for a in lat.get("per_answer", [])
+              if a.get("gate") is None and a.get("tokens")]
+    if not raw or not tokens:
+        return None
+    median = float(np.median(tokens))
+    mis = _get_path(lat, "prompt_tokens", "misconception_questions", "mean")
+    return median / raw, (median - mis) / raw if mis is not None else None
 
 
 def efficiencies(report: dict) -> dict:
