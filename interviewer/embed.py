@@ -25,7 +25,18 @@ import numpy as np
 
 from .errors import ModelUnavailable
 
-ONNX_VERSION = "2"  # bump when the export changes: it names the exported file. 2: int8 weights
+ONNX_VERSION = "3"  # names the exported file: bump when the export changes. 2: int8; 3: int8 where it fits
+INT8_MIN_COSINE = 0.95  # int8 weights are kept only if every check sentence's vector stays this close
+# Sentences the int8 graph is checked on against the 32-bit one: all-MiniLM-L6-v2 keeps them at 0.98 or more;
+# all-mpnet-base-v2 falls to 0.85-0.93 and keeps its 32-bit weights.
+CHECK_SENTENCES = (
+    "Self-attention lets every token weigh every other token of the sequence.",
+    "The gradient vanishes.",
+    "A bulb lights only when it is in a closed path with the battery, and a gap anywhere opens the circuit.",
+    "Scaling laws say that loss falls as a power law in parameters, data and compute, so larger models trained "
+    "on more tokens keep improving, though each doubling buys less than the one before.",
+    "x",
+)
 
 
 class Embedder(Protocol):
@@ -136,15 +147,18 @@ class OnnxEmbedder(_CachedEmbedder):
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         session = onnxruntime.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
-        self.runtime = f"onnxruntime {onnxruntime.__version__}, int8 export v{ONNX_VERSION}"
+        weights = session.get_modelmeta().custom_metadata_map.get("weights", "int8")
+        self.runtime = f"onnxruntime {onnxruntime.__version__}, {weights} export v{ONNX_VERSION}"
         return tokenizer, session
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         tokenizer, session = self._model
         encoded = tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encoded], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
-        return session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
+        feeds = {"input_ids": ids, "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
+                 "token_type_ids": np.zeros_like(ids)}
+        # a model without token type ids (MPNet) leaves that input out of the exported graph
+        return session.run(None, {i.name: feeds[i.name] for i in session.get_inputs()})[0]
 
 
 def exportable(model_dir: Path) -> bool:
@@ -155,9 +169,12 @@ def exportable(model_dir: Path) -> bool:
         pooling = json.loads((model_dir / "1_Pooling" / "config.json").read_text())
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    others = [k for k, v in pooling.items() if k.startswith("pooling_mode_") and v and k != "pooling_mode_mean_tokens"]
-    return (modules == ["Transformer", "Pooling", "Normalize"] and pooling.get("pooling_mode_mean_tokens") is True
-            and not others and (model_dir / "tokenizer.json").exists())
+    if "pooling_mode" in pooling:  # as newer sentence-transformers versions write it
+        mean = pooling["pooling_mode"] == "mean"
+    else:
+        others = [k for k, v in pooling.items() if k.startswith("pooling_mode_") and v and k != "pooling_mode_mean_tokens"]
+        mean = pooling.get("pooling_mode_mean_tokens") is True and not others
+    return modules == ["Transformer", "Pooling", "Normalize"] and mean and (model_dir / "tokenizer.json").exists()
 
 
 def max_seq_length(model_dir: Path) -> int:
@@ -170,9 +187,11 @@ def max_seq_length(model_dir: Path) -> int:
 def export_onnx(model_dir: Path, out: Path) -> None:
     """Write the model as one ONNX graph: token ids in, mean-pooled, L2-normalised vectors out.
     The weights of its matrix products are quantized to int8 per output channel (activations per
-    batch, at run time): twice the speed, and vectors at cosine 0.98-1.0 to the 32-bit model's
-    (mean 0.994 over Mohler's answers), which leaves bench/quality's figures within 0.01.
-    Needs torch, sentence-transformers and onnx (all installed by scripts/setup.sh); ~15 s, once."""
+    batch, at run time): twice the speed, and for MiniLM vectors at cosine 0.98-1.0 to the 32-bit
+    model's (mean 0.994 over Mohler's answers), which leaves bench/quality's figures within 0.01.
+    Where int8 moves a model's vectors further (CHECK_SENTENCES, INT8_MIN_COSINE), the graph keeps
+    32-bit weights; the graph's metadata says which. Needs torch, sentence-transformers and onnx
+    (all installed by scripts/setup.sh); ~15 s for MiniLM, once."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -192,6 +211,8 @@ def export_onnx(model_dir: Path, out: Path) -> None:
             return torch.nn.functional.normalize(mean, dim=-1)
 
     sample = model.tokenizer(["an example", "a second, longer example"], padding=True, return_tensors="pt")
+    # one segment: all zeros. A model without token type ids (MPNet) ignores them, and the graph drops the input
+    sample["token_type_ids"] = torch.zeros_like(sample["input_ids"])
     inputs = ("input_ids", "attention_mask", "token_type_ids")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp, full = (out.with_name(f".{out.name}.{os.getpid()}.{kind}.tmp") for kind in ("int8", "fp32"))
@@ -202,10 +223,33 @@ def export_onnx(model_dir: Path, out: Path) -> None:
                               output_names=["embedding"], opset_version=17, dynamo=False,
                               dynamic_axes={**{k: {0: "batch", 1: "tokens"} for k in inputs}, "embedding": {0: "batch"}})
         _quiet(quantize_dynamic, full, tmp, weight_type=QuantType.QInt8, per_channel=True)
+        check = model.tokenizer(list(CHECK_SENTENCES), padding=True, return_tensors="np")
+        check = {k: check[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
+        check["token_type_ids"] = np.zeros_like(check["input_ids"])
+        weights = "int8"
+        if (_run_graph(tmp, check) * _run_graph(full, check)).sum(axis=1).min() < INT8_MIN_COSINE:
+            os.replace(full, tmp)
+            weights = "float32"
+        _set_metadata(tmp, weights=weights)
         os.replace(tmp, out)  # atomic: a concurrent first use never sees half a file
     finally:
         tmp.unlink(missing_ok=True)
         full.unlink(missing_ok=True)
+
+
+def _run_graph(path: Path, feeds: dict) -> np.ndarray:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {i.name: feeds[i.name] for i in session.get_inputs()})[0]
+
+
+def _set_metadata(path: Path, **values: str) -> None:
+    import onnx
+
+    graph = onnx.load(str(path))
+    onnx.helper.set_model_props(graph, values)
+    onnx.save(graph, str(path))
 
 
 def _quiet(fn, *args, **kwargs):

@@ -83,7 +83,7 @@ GRADE_RESULT = json.loads(r"""
   "embedder": {
    "id": "minilm",
    "sha256": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-   "runtime": "onnxruntime 1.32.0, int8 export v2"
+   "runtime": "onnxruntime 1.32.0, int8 export v3"
   },
   "judge": {
    "id": "SmolLM2-135M-Instruct.Q4_1.gguf",
