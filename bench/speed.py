@@ -300,7 +300,7 @@ class Reference:
         return llm
 
     def prompt(self, qid: str, answer: str, doc: Path) -> list[int]:
-        head, body, questions = prompt_parts(self.engine, self.judge, qid, answer, doc)
+        head, body, questions, _ = prompt_parts(self.engine, self.judge, qid, answer, doc)
         return (head + body + [t for q in questions for t in q])[: 2048 - 8]
 
     def judge_rate(self, label: str, qid: str, answer: str, doc: Path) -> float | None:
@@ -384,7 +384,7 @@ def latency(engine: Engine, probe: Probe, reset: AnswerCacheReset, ref: Referenc
         parts = {"head": [], "body": [], "questions": [], "key_point_questions": []}
         for s in judged:
             if s.gate is None:
-                h, b, qs, points = asked_parts(engine, ref.judge, s.question, answers[s.question][s.label])
+                h, b, qs, points = prompt_parts(engine, ref.judge, s.question, answers[s.question][s.label])
                 parts["head"].append(len(h))
                 parts["body"].append(len(b))
                 parts["questions"].append(question_tokens(qs))
@@ -399,13 +399,8 @@ def latency(engine: Engine, probe: Probe, reset: AnswerCacheReset, ref: Referenc
 
 def prompt_parts(engine: Engine, judge: LlamaJudge, qid: str, answer: str, doc: Path = SEED):
     """The judge's token lists for one answer: head (question part), body (answer), one per question
-    the engine asks about it (`Engine.questions_to_ask`: key points first, then misconceptions)."""
-    head, body, suffixes, _ = asked_parts(engine, judge, qid, answer, doc)
-    return head, body, suffixes
-
-
-def asked_parts(engine: Engine, judge: LlamaJudge, qid: str, answer: str, doc: Path = SEED):
-    """`prompt_parts`, and how many of the questions are about key points (the rest: misconceptions)."""
+    the engine asks about it (`Engine.questions_to_ask`); and how many of those questions are about
+    key points (the first ones; the rest are about misconceptions)."""
     qr = engine.rubric(doc).for_question(qid)
     clean = grading.Prepared.of(answer).clean
     head, body = judge.prefix(engine.question_context(qr), clean)
