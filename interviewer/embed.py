@@ -155,10 +155,8 @@ class OnnxEmbedder(_CachedEmbedder):
         tokenizer, session = self._model
         encoded = tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encoded], dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
-                 "token_type_ids": np.zeros_like(ids)}
-        # a model without token type ids (MPNet) leaves that input out of the exported graph
-        return session.run(None, {i.name: feeds[i.name] for i in session.get_inputs()})[0]
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        return _run(session, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})
 
 
 def exportable(model_dir: Path) -> bool:
@@ -240,7 +238,12 @@ def export_onnx(model_dir: Path, out: Path) -> None:
 def _run_graph(path: Path, feeds: dict) -> np.ndarray:
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return _run(onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]), feeds)
+
+
+def _run(session, feeds: dict) -> np.ndarray:
+    """The graph's output for the feeds it has inputs for: a model without token type ids (MPNet)
+    leaves that input out of the exported graph."""
     return session.run(None, {i.name: feeds[i.name] for i in session.get_inputs()})[0]
 
 
