@@ -32,6 +32,7 @@ from interviewer.config import Settings  # noqa: E402
 EVAL = ROOT.parent / "shared" / "eval"
 CACHE = ROOT / "bench" / "cache"
 RESULTS = ROOT / "bench" / "results"
+SHIPPED, HELD_OUT = "engine (shipped calibration)", "engine (refit, questions held out)"
 DATASETS = {  # name: (scale step for kappa, binary?)
     "mohler": (0.5, False),
     "saf_en": (0.25, False),
@@ -126,8 +127,9 @@ def run(profile: str, names: list[str], limits: dict[str, int | None], settings:
         calibration.save(cal, calibration.default_path(profile))
         cal = calibration.load(None, profile)
     report = {"profile": profile, "calibration": cal.id, "limits": limits, "datasets": {}}
-    # Held-out estimate: the fusion refitted with whole questions left out, all data sets pooled.
-    oof = dict(zip((id(s) for s in everything), calibrate.cross_validated(everything, base=cal)))
+    # Held-out estimate: the fusion refitted with whole questions left out, all data sets pooled; each
+    # figure is the mean over several random splits of the questions into folds.
+    splits = [dict(zip((id(s) for s in everything), oof)) for oof in calibrate.held_out(everything, base=cal)]
     for name, (rows, samples, seconds) in measured.items():
         step, binary = DATASETS[name]
         by_id = {str(r.get("id")): r for r in rows}
@@ -135,19 +137,22 @@ def run(profile: str, names: list[str], limits: dict[str, int | None], settings:
         grades = [s.grade for s in samples]
         scale = float(ordered[0]["max_score"])
         systems = {
-            "engine (shipped calibration)": [calibrate.predict(s, cal) for s in samples],
-            "engine (refit, questions held out)": [oof[id(s)] for s in samples],
+            SHIPPED: [calibrate.predict(s, cal) for s in samples],
             "embedding only": [calibrate.predict(s, cal, signals="sim") for s in samples],
             "judge only": [calibrate.predict(s, cal, signals="judge") for s in samples],
             "baseline: answer length": _minmax([len(r["answer"].split()) for r in ordered]),
             "baseline: TF-IDF cosine": tfidf_cosine([r["answer"] for r in ordered],
                                                     [r["reference_answer"] for r in ordered]),
         }
+        results = {k: metrics(grades, v, scale, step, binary) for k, v in systems.items()}
+        per_split = [metrics(grades, [oof[id(s)] for s in samples], scale, step, binary) for oof in splits]
+        held = {k: float(np.mean([m[k] for m in per_split])) for k in per_split[0]}
         report["datasets"][name] = {
             "answers": len(samples),
             "gated": dict(Counter(s.gate for s in samples if s.gate)),
             "seconds": seconds,
-            "systems": {k: metrics(grades, v, scale, step, binary) for k, v in systems.items()},
+            "systems": {SHIPPED: results.pop(SHIPPED), HELD_OUT: held, **results},
+            "held_out_sd": {k: float(np.std([m[k] for m in per_split])) for k in per_split[0]},
         }
         (CACHE / f"samples-{profile}-{name}.json").write_text(json.dumps(calibrate.samples_to_json(samples)))
     return report
@@ -169,6 +174,10 @@ def table(report: dict) -> str:
         for system, m in d["systems"].items():
             cells = [f"{m[c]:.3f}" if c in m and not math.isnan(m[c]) else "" for c in cols]
             lines.append(f"| {name} | {system} | {d['answers']} | " + " | ".join(cells) + " |")
+    spread = ", ".join(f"{name} {d['held_out_sd']['auc' if 'auc' in d['held_out_sd'] else 'pearson']:.3f}"
+                       for name, d in report["datasets"].items())
+    lines += ["", f"Held out: the mean over {calibrate.HELD_OUT_SPLITS} random splits of the questions into 5 folds "
+                  f"(standard deviation over the splits, r or AUC: {spread})."]
     return "\n".join(lines)
 
 

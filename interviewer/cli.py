@@ -149,8 +149,8 @@ def calibrate(
 ) -> None:
     """Fit the fusion of the two signals, the covered/partial cut-offs and the score's scale on graded answers.
 
-    Prints Pearson r per file before and after the fit, and cross-validated by question, and the RMSE on the 0..1
-    scale before and after.
+    Prints Pearson r per file before and after the fit, and cross-validated by question (the mean over several
+    random splits of the questions into folds), and the RMSE on the 0..1 scale before and after.
 
     Example: interviewer calibrate ../shared/eval/*.dev.jsonl --profile standard --limit 100
     """

@@ -18,7 +18,7 @@ from . import bank
 from .bank import Document, Passage, Question
 from .errors import RubricError
 
-DRAFTER_VERSION = "1"
+DRAFTER_VERSION = "2"  # 2: alternatives only where the Answer is one key point
 MAX_KEY_POINTS = 7
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9$(\"'])")
 
@@ -174,6 +174,11 @@ def draft(document: Document, question: Question) -> QuestionRubric:
         root = question.passages[0]
         chosen = [(root, root.text)]
     chosen = chosen[:MAX_KEY_POINTS]
+    # "Other acceptable answers" are other wordings of the whole Answer: they are phrasings of a key
+    # point only where the Answer is that one point. Split into several, an answer that matched an
+    # alternative would seem to state every part (on Beetle's Q24 every wrong answer close to one
+    # alternative got all three of its points).
+    whole_answer = sum(passage.section == bank.ANSWER for passage, _ in chosen) == 1
     key_points = tuple(
         KeyPoint(
             id=f"k{i}",
@@ -181,7 +186,7 @@ def draft(document: Document, question: Question) -> QuestionRubric:
             weight=1.0,
             source=passage.location,
             quote=claim,
-            alternatives=question.alternatives if passage.section == bank.ANSWER else (),
+            alternatives=question.alternatives if whole_answer and passage.section == bank.ANSWER else (),
         )
         for i, (passage, claim) in enumerate(chosen, 1)
     )

@@ -102,6 +102,13 @@ def test_cross_validation_holds_out_whole_questions():
     assert calibrate.pearson(oof, [s.grade for s in samples]) > 0.9
 
 
+def test_held_out_figures_come_from_several_question_splits():
+    samples = _synthetic()
+    splits = calibrate.held_out(samples, splits=3)
+    assert len(splits) == 3 and all(len(p) == len(samples) for p in splits)
+    assert splits[0] == calibrate.cross_validated(samples)  # the first split is the one used alone before
+
+
 def test_thresholds_are_ordered_and_inside_the_unit_interval():
     samples = _synthetic()
     fitted = calibrate.fit_thresholds(samples, calibrate.fit(samples))

@@ -64,6 +64,14 @@ def test_every_eval_question_gets_a_drafted_rubric(name):
             assert r.document.contains(kp.quote)
 
 
+def test_alternative_answers_are_phrasings_only_of_an_answer_that_is_one_key_point():
+    r = rubric.load_for(EVAL / "beetle.dev.md")
+    one, three = r.for_question("Q2"), r.for_question("Q24")
+    assert len(one.key_points) == 1 and one.key_points[0].alternatives == one.question.alternatives
+    assert len(three.key_points) == 3 and three.question.alternatives
+    assert not any(kp.alternatives for kp in three.key_points)
+
+
 def test_draft_round_trips_through_yaml(tmp_path):
     doc = bank.load(EVAL / "beetle.dev.md")
     text = rubric.to_yaml(rubric.load(doc))
