@@ -16,6 +16,10 @@ from .schema import (Citation, Gate, GradeResult, JudgeSignal, KeyPointResult, M
                      Provenance)
 
 NULL_ANSWER = "I don't know."
+# An answer this close to some key point states it nearly word for word: not a restatement of the
+# question, even where the question's own text holds every word of the answer (“What evidence
+# does Jim have…? … was clear …” answered “The mixtures are clear.”, cosine 0.96 to its key point).
+STATES_KEY_POINT = 0.9
 
 
 def reference_answer(rubric: QuestionRubric) -> str:
@@ -101,13 +105,14 @@ def similarity_gate(rubric: QuestionRubric, answer: str, emb: EmbeddingSignals, 
         return Gate(code="off_topic", message="Your answer does not address this question (similarity to the "
                     f"question and its key points: {emb.topic_sim:.2f}). Reread the question: "
                     f"{rubric.question.title}")
-    # Restated: close to the question and either adding no word to it (or to the topic), or adding at
-    # most a few, none from the reference, while closer to it than to any key point (short correct
-    # answers often reuse the question's words).
+    # Restated: close to the question, stating no key point nearly word for word, and either adding no
+    # word to it (or to the topic), or adding at most a few, none from the reference, while closer to
+    # it than to any key point (short correct answers often reuse the question's words).
     question = rubric.question.title
     reference = " ".join([rubric.question.short_answer] + [kp.text for kp in rubric.key_points])
-    closer_to_question = emb.question_sim - max(emb.kp_sim, default=0.0) >= cal.restated_margin
-    if emb.question_sim >= cal.restated_similarity and (
+    best_point = max(emb.kp_sim, default=0.0)
+    closer_to_question = emb.question_sim - best_point >= cal.restated_margin
+    if emb.question_sim >= cal.restated_similarity and best_point < STATES_KEY_POINT and (
             not text.novel_words(answer, f"{question} {topic}")
             or closer_to_question and text.restates(answer, question, reference)):
         return Gate(code="restated", message="Your answer restates the question without answering it. "

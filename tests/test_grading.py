@@ -173,9 +173,11 @@ def test_an_answer_made_of_the_questions_and_topics_words_restates_it(fake_engin
     qr = fake_engine.rubric().for_question("Q2")  # What is "Multi-Head Attention"? Why do we need it?
     cal, n = fake_engine.calibration, len(qr.key_points)
     restated = "Multi-head attention is the multi-head form of attention, and transformers need it."
-    # no word beyond the question's and the topic's: restated, however close a key point is
+    # no word beyond the question's and the topic's: restated, however close a key point is ...
     gate = similarity_gate(qr, restated, _emb(0.77, [0.81] * n), cal, topic="Transformers & LLMs")
     assert gate is not None and gate.code == "restated"
+    # ... unless it states one nearly word for word (a question whose text holds its answer's words)
+    assert similarity_gate(qr, restated, _emb(0.77, [0.5] * (n - 1) + [0.93]), cal, topic="Transformers & LLMs") is None
     # without the topic, "transformers" is a new word: then only an answer closer to the question is
     assert similarity_gate(qr, restated, _emb(0.77, [0.81] * n), cal) is None
     assert similarity_gate(qr, restated, _emb(0.77, [0.5] * n), cal).code == "restated"
