@@ -99,6 +99,17 @@ def test_the_engine_runs_a_packaged_embedder_with_onnx(tiny_engine):
     assert tiny_engine.embedder.onnx_path.exists()
 
 
+def test_a_text_gets_the_same_vector_whatever_it_is_embedded_with(tiny_engine):
+    """The int8 graph quantizes activations per pass: batched texts would move one another's vectors."""
+    embedder, q = tiny_engine.embedder, ADVERSARIAL["questions"]["Q4"]
+    texts = [q["strong"], q["weak"], "Positional encodings add order.", q["paraphrase"]]
+    embedder._cache.clear()
+    together = embedder.embed(texts)
+    embedder._cache.clear()
+    alone = np.stack([embedder.embed([t])[0] for t in reversed(texts)][::-1])
+    assert np.array_equal(together, alone)
+
+
 def test_a_model_of_another_shape_stays_with_sentence_transformers(minilm, tmp_path):
     spec, _ = minilm
     assert exportable(spec.path)
