@@ -149,8 +149,9 @@ def calibrate(
 ) -> None:
     """Fit the fusion of the two signals, the covered/partial cut-offs and the score's scale on graded answers.
 
-    Prints Pearson r per file before and after the fit, and cross-validated by question (the mean over several
-    random splits of the questions into folds), and the RMSE on the 0..1 scale before and after.
+    Prints Pearson r per file before and after the fit, and held out: as it would be on questions the fit has
+    not seen (refitted without each fold of questions, the mean over several random splits into folds), and the
+    RMSE on the 0..1 scale before and after.
 
     Example: interviewer calibrate ../shared/eval/*.dev.jsonl --profile standard --limit 100
     """
@@ -172,11 +173,11 @@ def calibrate(
         _fail(str(exc))
     target = out or calibration.default_path(name)
     calibration.save(fitted, target)
-    typer.echo(f"{'file':28} {'answers':>7} {'r before':>9} {'r after':>8} {'r CV':>6} {'RMSE before':>12} "
+    typer.echo(f"{'file':28} {'answers':>7} {'r before':>9} {'r after':>8} {'r held out':>10} {'RMSE before':>12} "
                f"{'RMSE after':>11}")
     for file, row in report.items():
         typer.echo(f"{file:28} {row['answers']:>7} {row['before']:>9.3f} {row['after']:>8.3f} "
-                   f"{row['cross_validated']:>6.3f} {row['rmse_before']:>12.3f} {row['rmse_after']:>11.3f}")
+                   f"{row['held_out']:>10.3f} {row['rmse_before']:>12.3f} {row['rmse_after']:>11.3f}")
     typer.echo(f"score exponent {fitted.score_exponent} (before: {engine.calibration.score_exponent}); wrote {target}")
 
 

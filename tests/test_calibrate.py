@@ -95,18 +95,41 @@ def test_the_score_exponent_follows_generous_teachers_but_keeps_unrelated_answer
     assert mapped.score(0.3) < mapped.score(0.31) and mapped.score(0.0) == 0 and mapped.score(1.0) == 1
 
 
-def test_cross_validation_holds_out_whole_questions():
+def test_refits_hold_out_whole_questions_in_several_splits():
     samples = _synthetic()
-    oof = calibrate.cross_validated(samples, folds=4)
-    assert len(oof) == len(samples)
-    assert calibrate.pearson(oof, [s.grade for s in samples]) > 0.9
+    fits = calibrate.refits(samples, folds=4, splits=2)
+    questions = {s.question for s in samples}
+    for split in (0, 1):
+        folds = [r.held_out for r in fits if r.split == split]
+        assert len(folds) == 4 and set().union(*folds) == questions and sum(map(len, folds)) == len(questions)
+    assert [r.held_out for r in fits if r.split == 0] != [r.held_out for r in fits if r.split == 1]
+    for r in fits:
+        assert r.calibration.fitted_on["questions"] == len(questions - r.held_out)  # fitted without them
+    for oof in calibrate.out_of_fold(samples, fits):
+        assert calibrate.pearson(oof, [s.grade for s in samples]) > 0.9
 
 
-def test_held_out_figures_come_from_several_question_splits():
+def _auc(part, scores):
+    pos = [x for s, x in zip(part, scores) if s.grade >= 0.5]
+    neg = [x for s, x in zip(part, scores) if s.grade < 0.5]
+    return {"auc": sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))}
+
+
+def test_held_out_figures_count_what_unseen_questions_cost_not_how_the_folds_scales_differ():
     samples = _synthetic()
-    splits = calibrate.held_out(samples, splits=3)
-    assert len(splits) == 3 and all(len(p) == len(samples) for p in splits)
-    assert splits[0] == calibrate.cross_validated(samples)  # the first split is the one used alone before
+    full = calibrate.fit(samples)
+    shipped = _auc(samples, [calibrate.predict(s, full) for s in samples])["auc"]
+    questions = sorted({s.question for s in samples})
+    # two folds whose calibrations rank answers as the full fit does, one of them on a higher scale
+    higher = replace(full, full=replace(full.full, bias=full.full.bias + 3))
+    same_order = [calibrate.Refit(0, frozenset(questions[:6]), higher), calibrate.Refit(0, frozenset(questions[6:]), full)]
+    assert calibrate.held_out(samples, same_order, full, _auc)[0]["auc"] == pytest.approx(shipped)
+    pooled = _auc(samples, calibrate.out_of_fold(samples, same_order)[0])["auc"]
+    assert pooled < shipped - 0.01  # pooling counts the difference in scale as misranking
+    # a fold whose calibration ignores the signal that carries its questions' grades loses
+    blind = replace(full, full=Fusion(w_sim=0.0, w_judge=1.0, bias=0.0), judge_skip_similarity=None)
+    worse = [calibrate.Refit(0, frozenset(questions[:6]), blind), same_order[1]]
+    assert calibrate.held_out(samples, worse, full, _auc)[0]["auc"] < shipped - 0.05
 
 
 def test_thresholds_are_ordered_and_inside_the_unit_interval():
@@ -173,6 +196,6 @@ def test_calibrate_command_writes_a_file(tmp_path):
            str(EVAL / "beetle.dev.md"), "--profile", "tiny", "--out", str(out), "--cache", str(tmp_path / "cache")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert "r before" in proc.stdout and "RMSE after" in proc.stdout and "score exponent" in proc.stdout
+    assert "r before" in proc.stdout and "r held out" in proc.stdout and "RMSE after" in proc.stdout and "score exponent" in proc.stdout
     assert out.exists()
     assert json.loads(out.read_text())["fitted_on"]["answers"] == 12
