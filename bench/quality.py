@@ -175,9 +175,22 @@ def run(profile: str, names: list[str], limits: dict[str, int | None], settings:
             "held_out_sd": {k: float(np.std([m[k] for m in per_split])) for k in per_split[0]},
             "pooled_sd": {k: float(np.std([m[k] for m in pooled])) for k in pooled[0]},
             "question_interval": question_interval(samples, systems[SHIPPED], binary),
+            "review": review(samples, systems[SHIPPED], cal, scale, binary),
         }
         (CACHE / f"samples-{profile}-{name}.json").write_text(json.dumps(calibrate.samples_to_json(samples)))
     return report
+
+
+def review(samples, scores, cal, scale: float, binary: bool) -> dict:
+    """How well `needs_review` (confidence below the calibration's cut) finds the grades that are
+    off: the share flagged, and the error of flagged and other answers (correct/incorrect sets:
+    the share on the wrong side of 0.5; graded sets: mean absolute error on the set's scale)."""
+    flagged = np.array([calibrate.confidence(s, cal) < cal.review_confidence for s in samples])
+    grades, scores = np.array([s.grade for s in samples]), np.asarray(scores, float)
+    error = ((scores >= 0.5) != (grades >= 0.5)).astype(float) if binary else np.abs(scores - grades) * scale
+    return {"flagged": float(flagged.mean()),
+            "error_flagged": float(error[flagged].mean()) if flagged.any() else float("nan"),
+            "error_rest": float(error[~flagged].mean()) if (~flagged).any() else float("nan")}
 
 
 def _mean(per_split: list[dict]) -> dict:
@@ -214,7 +227,12 @@ def table(report: dict) -> str:
               "", "On other questions like these the figures would differ more than with the split: the engine's "
                   "r or AUC over resamples of whole dev questions, 95%: "
                   + ", ".join(f"{name} {d['question_interval'][0]:.2f}–{d['question_interval'][1]:.2f}"
-                              for name, d in report["datasets"].items()) + "."]
+                              for name, d in report["datasets"].items()) + ".",
+              "", "Flagged for review (confidence below the calibration's cut; error of flagged / other answers: "
+                  "wrong side of 0.5 for correct/incorrect sets, mean absolute error on the set's scale for graded "
+                  "ones): " + ", ".join(f"{name} {d['review']['flagged']:.0%} of answers, "
+                                        f"{d['review']['error_flagged']:.2f} / {d['review']['error_rest']:.2f}"
+                                        for name, d in report["datasets"].items()) + "."]
     return "\n".join(lines)
 
 

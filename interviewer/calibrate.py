@@ -115,6 +115,20 @@ def coverage(sample: Sample, cal: Calibration, *, signals: str = "both") -> floa
     return float(np.dot(sample.weights, credits) / sum(sample.weights))
 
 
+def confidence(sample: Sample, cal: Calibration) -> float:
+    """The grade's confidence as grading computes it (`grading.confidence`; 1 for a gated answer)."""
+    if sample.gate:
+        return 1.0
+    credits, disagreements = [], []
+    for k, sim in enumerate(sample.sims):
+        negated = k < len(sample.negation_differs) and sample.negation_differs[k]
+        j = sample.judge[k] if sample.judge and cal.asks_judge(sim, negated) else None
+        credits.append(cal.credit(sim, j, negated))
+        if j is not None:
+            disagreements.append(grading.disagreement(cal, sim, j))
+    return grading.confidence(credits, disagreements, judged=sample.judge is not None)
+
+
 GRID = {
     "w_sim": (2, 3, 4, 6, 8, 10, 12),
     "w_judge": (0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6),

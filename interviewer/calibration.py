@@ -12,8 +12,9 @@ exponent (at most 1) maps the credits onto their scale without reordering any tw
 
 `embedding_only` is used when the judge is off or fails, and for a point the answer states
 nearly word for word (s >= `judge_skip_similarity`): there the judge is not asked, which on
-the dev data is both faster and closer to the teachers. `judge_only` only flags points where
-the two signals disagree. Both are fitted to give the credits `full` gives.
+the dev data is both faster and closer to the teachers. `judge_only` only measures how far the
+two signals disagree on a point, which lowers the grade's confidence. Both are fitted to give
+the credits `full` gives.
 `interviewer calibrate` fits all of them on labelled answers.
 """
 
@@ -58,7 +59,7 @@ class Calibration:
     misconception_similarity: float = 0.45  # cosine from which a misconception is asked about
     misconception_judge: float = 1.5  # detected: the judge's log-odds this far above the null answer's ...
     misconception_margin: float = 0.5  # ... and this far above the (correct) reference answer's
-    review_disagreement: float = 0.5
+    review_confidence: float = 0.1  # a grade less confident than this needs review (grading.confidence)
     judge_skip_similarity: float | None = None  # cosine from which the embedding alone decides a point
     score_exponent: float = 1.0  # score = 10 x (weighted mean credit) ** score_exponent
     source: str = "built-in defaults"

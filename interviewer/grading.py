@@ -143,7 +143,7 @@ def grade(
             signal = _judge_signal(p, p_null, p_ref)
             j = judge_evidence(p, p_null, p_ref)
             credit = cal.credit(sim, j, negation_differs)
-            disagreements.append(abs(cal.embedding_only.credit(sim) - cal.judge_only.credit(0.0, j)))
+            disagreements.append(disagreement(cal, sim, j))
         else:  # no judge, or a point the embedding decides alone
             credit = cal.credit(sim, None)
         status = "covered" if credit >= cal.covered else "partial" if credit >= cal.partial else "missed"
@@ -158,13 +158,11 @@ def grade(
     penalty = sum(m.penalty for m in misconceptions if m.detected)
     raw = 10.0 * cal.score(sum(r.weight * r.credit for r in results) / rubric.total_weight)
     score = round(min(10.0, max(0.0, raw - penalty)), 1)
-    disagreement = max(disagreements, default=0.0)
-    decisiveness = sum(abs(2 * r.credit - 1) for r in results) / len(results)
     judged = judge is not None or provenance.judge_status.startswith("skipped")  # skipped: not needed
-    confidence = 1.0 if gate else decisiveness * (1 - disagreement) * (1.0 if judged else 0.7)
+    certainty = 1.0 if gate else confidence([r.credit for r in results], disagreements, judged)
     flags = ["instructions_removed"] if answer.removed else []
     judge_failed = provenance.judge_status.startswith("unavailable")
-    needs_review = not gate and (judge_failed or disagreement >= cal.review_disagreement or bool(answer.removed))
+    needs_review = not gate and (judge_failed or certainty < cal.review_confidence or bool(answer.removed))
     strengths = [r.text for r in results if r.status == "covered"]
     gaps = [r.text for r in results if r.status != "covered"]
     return GradeResult(
@@ -174,7 +172,7 @@ def grade(
         key_points=results,
         misconceptions=misconceptions,
         needs_review=needs_review,
-        confidence=round(min(1.0, max(0.0, confidence)), 2),
+        confidence=round(min(1.0, max(0.0, certainty)), 2),
         gate=gate,
         flags=flags,
         removed_text=answer.removed,
@@ -184,6 +182,19 @@ def grade(
         reference_answer=rubric.question.short_answer,
         provenance=provenance.model_copy(update={"engine_version": __version__}),
     )
+
+
+def disagreement(cal: Calibration, sim: float, judge: float) -> float:
+    """How far apart the credits the embedding alone and the judge alone would give a key point."""
+    return abs(cal.embedding_only.credit(sim) - cal.judge_only.credit(0.0, judge))
+
+
+def confidence(credits: list[float], disagreements: list[float], judged: bool) -> float:
+    """0..1: how decisive the key points' credits are (near 0 or 1, not 0.5), less the largest
+    disagreement between the two signals on a judged point; lower without the judge. Grades below
+    `Calibration.review_confidence` are the ones most often wrong (bench/quality: "review")."""
+    decisiveness = sum(abs(2 * c - 1) for c in credits) / len(credits)
+    return decisiveness * (1 - max(disagreements, default=0.0)) * (1.0 if judged else 0.7)
 
 
 def _judge_signal(p: float, p_null: float, p_ref: float) -> JudgeSignal:

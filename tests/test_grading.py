@@ -203,3 +203,41 @@ def test_the_score_maps_the_mean_credit_through_the_calibrations_exponent(settin
     mean = sum(kp.weight * kp.credit for kp in linear.key_points) / sum(kp.weight for kp in linear.key_points)
     assert linear.score == pytest.approx(10 * mean, abs=0.05)
     assert mapped.score == pytest.approx(10 * mean ** 0.8, abs=0.05) and mapped.score > linear.score
+
+
+def test_a_grade_needs_review_when_its_signals_are_indecisive_or_disagree(settings):
+    """On the dev data the least confident grades are the ones most often wrong (bench/quality's
+    "Flagged for review" line); a disagreement between the signals alone is not."""
+    from dataclasses import replace
+
+    from interviewer import grading
+    from interviewer.calibration import Calibration
+
+    cut = Calibration().review_confidence
+    assert grading.confidence([0.5, 0.52], [], judged=True) < cut  # every point near half credit
+    assert grading.confidence([0.95, 0.02], [0.1], judged=True) > 0.5  # clearly covered, clearly missed
+    assert grading.confidence([0.95, 0.02], [0.95], judged=True) < cut  # ... but the two signals say opposite things
+    assert grading.confidence([0.95, 0.02], [], judged=False) < grading.confidence([0.95, 0.02], [], judged=True)
+
+    def engine(review_confidence):
+        return Engine(settings, profile="tiny", embedder=HashingEmbedder(), judge=KeywordJudge(),
+                      calibration_=replace(Calibration(), review_confidence=review_confidence))
+
+    r = engine(1.01).grade("Q1", STRONG)
+    assert r.needs_review and r.confidence < 1.01
+    assert not engine(0.0).grade("Q1", STRONG).needs_review
+
+
+def test_a_samples_confidence_is_the_one_its_grade_shows(fake_engine):
+    """calibrate.confidence (what bench/quality measures) and grading (what users see) agree."""
+    from interviewer import calibrate
+    from interviewer.calibration import judge_evidence
+
+    for kind in ("strong", "partial", "weak"):
+        r = fake_engine.grade("Q1", ADVERSARIAL["questions"]["Q1"][kind])
+        sample = calibrate.Sample(
+            id=kind, question="Q1", grade=0.0, gate=None, weights=tuple(kp.weight for kp in r.key_points),
+            sims=tuple(kp.similarity for kp in r.key_points), answer_words=0,
+            judge=tuple(judge_evidence(kp.judge.p_yes, kp.judge.p_yes_null, kp.judge.p_yes_reference)
+                        if kp.judge else 0.0 for kp in r.key_points))
+        assert calibrate.confidence(sample, fake_engine.calibration) == pytest.approx(r.confidence, abs=0.01)
