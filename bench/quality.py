@@ -213,6 +213,7 @@ def table(report: dict) -> str:
         for system, m in d["systems"].items():
             cells = [f"{m[c]:.3f}" if c in m and not math.isnan(m[c]) else "" for c in cols]
             lines.append(f"| {name} | {system} | {d['answers']} | " + " | ".join(cells) + " |")
+
     def spread(key):
         return ", ".join(f"{name} {d[key]['auc' if 'auc' in d[key] else 'pearson']:.3f}"
                          for name, d in report["datasets"].items())
