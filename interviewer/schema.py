@@ -80,8 +80,10 @@ class GradeResult(BaseModel):
     max_score: float = 10.0
     key_points: list[KeyPointResult]
     misconceptions: list[MisconceptionResult]
-    needs_review: bool
-    confidence: float = Field(ge=0, le=1)
+    needs_review: bool = Field(description="A person should look: confidence below the calibration's "
+                                           "review_confidence, the judge unavailable, or instructions removed")
+    confidence: float = Field(ge=0, le=1, description="How decisive the key points' credits are, less the "
+                                                      "largest disagreement between the two signals")
     gate: Gate | None
     flags: list[str] = Field(default_factory=list, description="e.g. 'instructions_removed'")
     removed_text: list[str] = Field(default_factory=list, description="Text addressed to the grader, ignored")
