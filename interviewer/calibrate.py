@@ -423,7 +423,7 @@ def run(engine, pairs: list[tuple[Path, Path]], limit: int | None = None, progre
                                       "files": sorted(per_file)})
     fits = refits(everything, base=before)
 
-    def r(part, scores):
+    def pearson_r(part, scores):
         return {"r": pearson(scores, [s.grade for s in part])}
 
     report = {}
@@ -434,7 +434,7 @@ def run(engine, pairs: list[tuple[Path, Path]], limit: int | None = None, progre
             "answers": len(samples),
             "before": pearson(old, grades),
             "after": pearson(new, grades),
-            "held_out": float(np.mean([h["r"] for h in held_out(samples, fits, after, r)])),
+            "held_out": float(np.mean([h["r"] for h in held_out(samples, fits, after, pearson_r)])),
             "rmse_before": rmse(old, grades),
             "rmse_after": rmse(new, grades),
         }

@@ -207,7 +207,8 @@ def test_the_score_maps_the_mean_credit_through_the_calibrations_exponent(settin
 
 def test_a_grade_needs_review_when_its_signals_are_indecisive_or_disagree(settings):
     """On the dev data the least confident grades are the ones most often wrong (bench/quality's
-    "Flagged for review" line); a disagreement between the signals alone is not."""
+    "Flagged for review" line). A disagreement between the signals counts through the confidence
+    it takes away: on its own it picked grades no worse than the rest."""
     from dataclasses import replace
 
     from interviewer import grading
