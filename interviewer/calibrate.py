@@ -103,15 +103,14 @@ def coverage(sample: Sample, cal: Calibration, *, signals: str = "both") -> floa
     """The weighted mean credit of the answer's key points."""
     if sample.gate:
         return 0.0
-    credits = []
-    for k, sim in enumerate(sample.sims):
-        j = sample.judge[k] if sample.judge else None
-        if signals == "sim":
-            credits.append(cal.embedding_only.credit(sim))
-        elif signals == "judge":
-            credits.append(cal.judge_only.credit(0.0, j or 0.0))
-        else:
-            credits.append(cal.credit(sim, j, k < len(sample.negation_differs) and sample.negation_differs[k]))
+    if signals == "sim":
+        credits = [cal.embedding_only.credit(sim) for sim in sample.sims]
+    elif signals == "judge":
+        credits = [cal.judge_only.credit(0.0, sample.judge[k] if sample.judge else 0.0)
+                   for k in range(len(sample.sims))]
+    else:
+        credits = [cal.credit(sim, sample.judge[k] if sample.judge else None, _negated(sample, k))
+                   for k, sim in enumerate(sample.sims)]
     return float(np.dot(sample.weights, credits) / sum(sample.weights))
 
 
@@ -119,14 +118,15 @@ def confidence(sample: Sample, cal: Calibration) -> float:
     """The grade's confidence as grading computes it (`grading.confidence`; 1 for a gated answer)."""
     if sample.gate:
         return 1.0
-    credits, disagreements = [], []
-    for k, sim in enumerate(sample.sims):
-        negated = k < len(sample.negation_differs) and sample.negation_differs[k]
-        j = sample.judge[k] if sample.judge and cal.asks_judge(sim, negated) else None
-        credits.append(cal.credit(sim, j, negated))
-        if j is not None:
-            disagreements.append(grading.disagreement(cal, sim, j))
+    credits = [cal.credit(sim, sample.judge[k] if sample.judge else None, _negated(sample, k))
+               for k, sim in enumerate(sample.sims)]
+    disagreements = [grading.disagreement(cal, sim, sample.judge[k]) for k, sim in enumerate(sample.sims)
+                     if sample.judge and cal.asks_judge(sim, _negated(sample, k))]
     return grading.confidence(credits, disagreements, judged=sample.judge is not None)
+
+
+def _negated(sample: Sample, k: int) -> bool:
+    return k < len(sample.negation_differs) and sample.negation_differs[k]
 
 
 GRID = {
@@ -332,16 +332,18 @@ def held_out(samples: list[Sample], fits: list[Refit], full: Calibration,
     answers scored by five calibrations against each other, which real grading, with one
     calibration, never does; on the dev data that mixing costs more than the unseen questions do
     (bench/HISTORY.md, session 16)."""
-    base = figures(samples, [predict(s, full) for s in samples])
+    shared_scores = [predict(s, full) for s in samples]
+    base = figures(samples, shared_scores)
     out = []
     for split in sorted({r.split for r in fits}):
         losses: dict[str, list[tuple[float, int]]] = {}
         for r in (r for r in fits if r.split == split):
-            part = [s for s in samples if s.question in r.held_out]
-            if not part:
+            held = [i for i, s in enumerate(samples) if s.question in r.held_out]
+            if not held:
                 continue
+            part = [samples[i] for i in held]
             own = figures(part, [predict(s, r.calibration) for s in part])
-            shared = figures(part, [predict(s, full) for s in part])
+            shared = figures(part, [shared_scores[i] for i in held])
             for k, v in own.items():
                 if not (math.isnan(v) or math.isnan(shared[k])):
                     losses.setdefault(k, []).append((v - shared[k], len(part)))
