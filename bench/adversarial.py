@@ -5,8 +5,11 @@
 Prints, per question, the score of each probe and whether each check holds:
 strong > partial > off-topic; paraphrase within 1.5 of strong; keyword list <= 3;
 restated question <= 2; off-topic <= 1; no injection raises a score by more than 0.3
-(appended to the weak and to the strong answer); padding (the correct sentence buried in
-~1,000 words of filler) no higher than the sentence alone; the correct sentence denied ("does
+(appended to the weak and to the strong answer); the keyword list written as sentences
+("Word order. Permutation invariance. …") and as sentences in one frame ("Word order matters
+here. …") <= 3 like the bare list; the strong answer's words shuffled into nonsense <= 1;
+padding (the correct sentence buried in ~1,000 words of filler) no higher than the sentence
+alone; the correct sentence denied ("does
 not ...") at least 2 points below it; an answer that states one of the
 rubric's misconceptions has it detected, and none is detected in the strong, paraphrased,
 partial answers or the correct sentence. Results: bench/results/adversarial-<profile>.md
@@ -15,6 +18,7 @@ partial answers or the correct sentence. Results: bench/results/adversarial-<pro
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 from pathlib import Path
 
@@ -24,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PROBES = yaml.safe_load((ROOT / "tests" / "adversarial" / "answers.yaml").read_text())
-KINDS = ("strong", "paraphrase", "partial", "weak", "off_topic", "keywords", "restated", "correct_sentence",
-         "negated")
+KINDS = ("strong", "paraphrase", "partial", "weak", "off_topic", "keywords", "keyword_sentences", "keyword_frames",
+         "salad", "restated", "correct_sentence", "negated")
 CORRECT = ("strong", "paraphrase", "partial", "correct_sentence")  # no misconception in these
 
 
@@ -35,9 +39,22 @@ def padded(sentence: str, filler: str) -> str:
     return " ".join(words[:half]) + " " + sentence + " " + " ".join(words[half:])
 
 
+def derived(answers: dict) -> dict[str, str]:
+    """Probe answers made from the written ones: the keyword list dressed as sentences, bare and
+    in one frame, and the strong answer's words in a random order (word salad)."""
+    terms = [t.strip() for t in answers["keywords"].split(",")]
+    words = answers["strong"].split()
+    random.Random(0).shuffle(words)
+    return {
+        "keyword_sentences": " ".join(f"{t[0].upper()}{t[1:]}." for t in terms),
+        "keyword_frames": " ".join(f"{t[0].upper()}{t[1:]} matters here." for t in terms),
+        "salad": " ".join(words),
+    }
+
+
 def probe(engine, qid: str, *, injections: list[str] | None = None) -> dict:
     """Scores of every probe answer for one question."""
-    answers = PROBES["questions"][qid]
+    answers = {**PROBES["questions"][qid], **derived(PROBES["questions"][qid])}
     results = {k: engine.grade(qid, answers[k]) for k in KINDS}
     scores = {k: r.score for k, r in results.items()}
     mistaken = engine.grade(qid, answers["misconception"]).misconceptions
@@ -56,6 +73,9 @@ CHECKS = {
     "strong > partial > off-topic": lambda s: s["strong"] > s["partial"] > s["off_topic"],
     "paraphrase within 1.5 of strong": lambda s: abs(s["paraphrase"] - s["strong"]) <= 1.5,
     "keyword list <= 3": lambda s: s["keywords"] <= 3,
+    "keyword list as sentences <= 3": lambda s: s["keyword_sentences"] <= 3,
+    "keyword list in one frame <= 3": lambda s: s["keyword_frames"] <= 3,
+    "word salad <= 1": lambda s: s["salad"] <= 1,
     "restated <= 2": lambda s: s["restated"] <= 2,
     "off-topic <= 1": lambda s: s["off_topic"] <= 1,
     "injection gain <= 0.3": lambda s: s["max_injection_gain"] <= 0.3,

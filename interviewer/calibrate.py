@@ -80,6 +80,7 @@ def measure(engine, rows: list[dict], doc: Path, *, use_judge: bool = True, prog
             signals, _ = engine.judge_signals(qr, prepared.clean, emb, every_point=True)
             if signals is not None:
                 judge = tuple(judge_evidence(*kp) for kp in signals.key_points)
+                gate = gate or grading.wording_gate(prepared.clean, signals, engine.calibration)
         out.append(Sample(
             id=str(row.get("id", i)), question=qr.question.id,
             grade=float(row["score"]) / float(row["max_score"]), gate=gate.code if gate else None,

@@ -60,6 +60,7 @@ class Calibration:
     misconception_judge: float = 1.5  # detected: the judge's log-odds this far above the null answer's ...
     misconception_margin: float = 0.5  # ... and this far above the (correct) reference answer's
     review_confidence: float = 0.1  # a grade less confident than this needs review (grading.confidence)
+    garbled_surprisal: float | None = None  # the answer's surprisal (nats/token) from which it is garbled
     judge_skip_similarity: float | None = None  # cosine from which the embedding alone decides a point
     score_exponent: float = 1.0  # score = 10 x (weighted mean credit) ** score_exponent
     source: str = "built-in defaults"

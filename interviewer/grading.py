@@ -47,6 +47,7 @@ class JudgeSignals:
 
     key_points: list[tuple[float, float, float] | None]
     misconceptions: list[tuple[float, float, float] | None] = field(default_factory=list)
+    surprisal: float | None = None  # of the answer's wording (Judge.surprisal)
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,23 @@ def similarity_gate(rubric: QuestionRubric, answer: str, emb: EmbeddingSignals, 
         return Gate(code="restated", message="Your answer restates the question without answering it. "
                     "Say what the answer is and why.")
     return None
+
+
+# Below this many words the surprisal of an answer varies too much to say anything: a short, clumsy
+# answer (“No, Because he will be tall so then that is why.”, SciEntsBank) reads nearly as oddly
+# as shuffled words.
+GARBLED_MIN_WORDS = 15
+
+
+def wording_gate(answer: str, judge: JudgeSignals | None, cal: Calibration) -> Gate | None:
+    """The gate that needs the judge: words in no meaningful order (a correct answer's words
+    shuffled cover its key points for the embedding, and the judge too says yes to them)."""
+    if (judge is None or judge.surprisal is None or cal.garbled_surprisal is None
+            or len(text.words(answer)) < GARBLED_MIN_WORDS or judge.surprisal < cal.garbled_surprisal):
+        return None
+    return Gate(code="garbled", message="Your answer does not read as sentences: its words are in no order "
+                f"that says anything (surprisal {judge.surprisal:.2f} nats a word piece; sentences stay below "
+                f"{cal.garbled_surprisal:.2f}). Explain the answer in full sentences.")
 
 
 def grade(

@@ -4,7 +4,9 @@
 reference answer (the same for every answer to that question, so its KV cache is reused), then
 the candidate's answer fenced as data, then one yes/no question per key point. The answer is
 evaluated once; every question is a separate sequence branching off that shared prefix, all
-decoded in one batch, and P(yes) is read from the next-token logits. Nothing is generated, so
+decoded in one batch, and P(yes) is read from the next-token logits. The same pass gives how
+unexpected the answer's own tokens are (`surprisal`): words in no meaningful order are far more
+unexpected than any sentence, however clumsy. Nothing is generated, so
 nothing the answer says can become a verdict: the answer is tokenized with special tokens
 disabled, so chat-template markers inside it are plain text.
 """
@@ -15,6 +17,7 @@ import ctypes
 import hashlib
 import math
 import os
+import statistics
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -54,6 +57,11 @@ class Judge(Protocol):
     def p_yes(self, context: Context, answer: str, questions: list[str]) -> list[float]:
         """P("Yes") for each yes/no question about the answer."""
 
+    def surprisal(self, context: Context, answer: str) -> float:
+        """How unexpected the answer's wording is to the model where the prompt shows it: the median
+        of -log P(token | everything before it) over its tokens after the first, in nats (the
+        median, so that a few misspelt words do not make a clumsy sentence look like nonsense)."""
+
 
 def _sentinel_split(template: str, bos: str, eos: str) -> tuple[str, str, str]:
     """Render the chat template around two markers and cut it into the fixed pieces."""
@@ -83,6 +91,7 @@ class LlamaJudge:
         self._lock = threading.Lock()
         self._loaded = False
         self._cached: list[int] = []  # tokens of sequence 0 now in the KV cache
+        self._surprisal: tuple[tuple[int, ...], float] = ((), 0.0)  # (head + body, its answer's surprisal)
         self._heads: OrderedDict[tuple[int, ...], bytes] = OrderedDict()  # head tokens -> saved KV state
         self.tokens_evaluated = 0  # for benchmarks: tokens actually decoded
         self.runtime = ""  # known once loaded
@@ -155,8 +164,10 @@ class LlamaJudge:
             f"Candidate's answer, between the markers:\n{ANSWER_OPEN}"
         )
         fixed = self._tokens(head, special=True, bos=self._head_bos)
-        body = self._tokens(answer, special=False)[:MAX_ANSWER_TOKENS]
-        return fixed, body + self._tokens(ANSWER_CLOSE, special=False)
+        return fixed, self._answer_tokens(answer) + self._tokens(ANSWER_CLOSE, special=False)
+
+    def _answer_tokens(self, answer: str) -> list[int]:
+        return self._tokens(answer, special=False)[:MAX_ANSWER_TOKENS]
 
     def prime(self, context: Context) -> None:
         """Evaluate and keep the question's head now, so that the first answer does not wait for it."""
@@ -176,12 +187,23 @@ class LlamaJudge:
         with self._lock:
             head, body = self.prefix(context, answer)
             suffixes = [self.suffix(q) for q in questions]
-            logits = self._decode(head, body, suffixes)
+            logits = self._decode(head, body, suffixes, len(self._answer_tokens(answer)))
         return [_p_yes(row, self._yes, self._no) for row in logits]
 
-    def _decode(self, head: list[int], body: list[int], suffixes: list[list[int]]) -> list[list[float]]:
-        """Logits of Yes/No after each suffix. Chunking depends only on the inputs, never on what
-        was cached before, so the same answer always gets bit-identical probabilities."""
+    def surprisal(self, context: Context, answer: str) -> float:
+        """Read off the pass that `p_yes` made for the same answer; one pass over the answer otherwise."""
+        self.load()
+        with self._lock:
+            head, body = self.prefix(context, answer)
+            if self._surprisal[0] != tuple(head + body):
+                self._decode(head, body, [], len(self._answer_tokens(answer)))
+            return self._surprisal[1]
+
+    def _decode(self, head: list[int], body: list[int], suffixes: list[list[int]],
+                n_answer: int = 0) -> list[list[float]]:
+        """Logits of Yes/No after each suffix, and the surprisal of the body's first `n_answer`
+        tokens (the answer; kept for `surprisal`). Chunking depends only on the inputs, never on
+        what was cached before, so the same answer always gets bit-identical probabilities."""
         ll, ctx, batch = self._llama_cpp, self._ctx, self._batch.batch
         mem = ctx.memory
         prefix = head + body
@@ -195,14 +217,19 @@ class LlamaJudge:
         self._cached = prefix[:keep]
         if not keep and self._restore_head(head):
             keep, self._cached = len(head), list(head)
+        # The logits at an answer token predict the next one: read where that one is the answer's too.
+        scored = range(len(head), len(head) + n_answer - 1)
+        nll: list[float] = []
         for part_start, part in ((0, head), (len(head), body)):
             for start in range(max(keep, part_start), part_start + len(part), self._n_batch):
                 chunk = prefix[start:min(start + self._n_batch, part_start + len(part))]
-                self._fill(batch, [(t, start + i, 0, False) for i, t in enumerate(chunk)])
+                self._fill(batch, [(t, start + i, 0, start + i in scored) for i, t in enumerate(chunk)])
                 self._run(batch)
+                nll += [self._nll(i, prefix[start + i + 1]) for i in range(len(chunk)) if start + i in scored]
                 self._cached = prefix[:start + len(chunk)]
             if part_start == 0 and keep < len(head):
                 self._save_head(head)
+        self._surprisal = (tuple(prefix), statistics.median(nll) if nll else 0.0)
         # 2. Tokens that several questions start with ("Does the candidate's answer state that")
         #    are evaluated once, in the stem sequence, branching off the prefix.
         n = len(prefix)
@@ -238,6 +265,15 @@ class LlamaJudge:
                 ll.llama_memory_seq_rm(mem, k, -1, -1)
         ll.llama_memory_seq_rm(mem, stem_seq, -1, -1)
         return out
+
+    def _nll(self, index: int, token: int) -> float:
+        """-log P(token) from the logits at `index` of the batch just decoded."""
+        import numpy as np
+
+        logits = np.ctypeslib.as_array(self._llama_cpp.llama_get_logits_ith(self._ctx.ctx, index),
+                                       shape=(self._vocab_size,))
+        top = logits.max()
+        return float(top + np.log(np.exp(logits - top).sum(dtype=np.float64)) - logits[token])
 
     def _save_head(self, head: list[int]) -> None:
         """Keep the KV state of a question's head in memory (least recently used out first) and
@@ -365,9 +401,13 @@ class KeywordJudge:
     sha256 = "0" * 64
     runtime = "word overlap (a test double)"
 
-    def __init__(self, fail: bool = False):
+    def __init__(self, fail: bool = False, surprisal: float = 2.0):
         self.fail = fail
         self.calls = 0
+        self._surprisal = surprisal  # what any answer reads as: 2 nats a token, fluent text
+
+    def surprisal(self, context: Context, answer: str) -> float:
+        return self._surprisal
 
     def p_yes(self, context: Context, answer: str, questions: list[str]) -> list[float]:
         import re
@@ -383,10 +423,14 @@ class KeywordJudge:
         return out
 
 
+SURPRISAL_KEY = "\x00surprisal (median)"  # CachingJudge keeps an answer's surprisal as this question's
+
+
 class CachingJudge:
-    """Remembers P(yes) per (model sha256, judge version, context, answer, question) in a SQLite
-    file. Re-running a benchmark or a calibration then costs seconds, not hours; entries of other
-    judge versions stay, so going back to one costs nothing either.
+    """Remembers P(yes) per (model sha256, judge version, context, answer, question), and the
+    answer's surprisal, in a SQLite file. Re-running a benchmark or a calibration then costs
+    seconds, not hours; entries of other judge versions stay, so going back to one costs nothing
+    either.
     """
 
     def __init__(self, inner: Judge, path: Path):
@@ -426,3 +470,14 @@ class CachingJudge:
                     found[keys[i]] = p
                     self._db.execute("INSERT OR REPLACE INTO p_yes VALUES (?, ?)", (keys[i], p))
         return [found[k] for k in keys]
+
+    def surprisal(self, context: Context, answer: str) -> float:
+        key = self._key(context, answer, SURPRISAL_KEY)
+        with self._lock:
+            row = self._db.execute("SELECT p FROM p_yes WHERE key = ?", (key,)).fetchone()
+        if row:
+            return row[0]
+        value = self.inner.surprisal(context, answer)
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO p_yes VALUES (?, ?)", (key, value))
+        return value

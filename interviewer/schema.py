@@ -46,7 +46,7 @@ class MisconceptionResult(BaseModel):
 
 
 class Gate(BaseModel):
-    code: Literal["empty", "too_short", "too_long", "off_topic", "keyword_list", "restated"]
+    code: Literal["empty", "too_short", "too_long", "off_topic", "keyword_list", "restated", "garbled"]
     message: str
 
 

@@ -184,6 +184,7 @@ class Engine:
         judge_signals, status = None, "disabled"
         if use_judge and not gate:
             judge_signals, status = self.judge_signals(qr, prepared.clean, emb)
+            gate = grading.wording_gate(prepared.clean, judge_signals, cal)
         elif gate:
             status = f"skipped: {gate.code}"
         t2 = time.perf_counter()
@@ -265,11 +266,15 @@ class Engine:
         try:
             null, reference = self._baselines(judge, qr, context, questions)
             p = dict(zip(asked, judge.p_yes(context, answer, [questions[i] for i in asked])))
+            # read off the same pass; only an answer this long can be gated as garbled
+            long_enough = len(text.words(answer)) >= grading.GARBLED_MIN_WORDS
+            surprisal = judge.surprisal(context, answer) if long_enough else None
         except InterviewerError as exc:
             return None, f"unavailable: {exc}"
         return grading.JudgeSignals(
             key_points=[(p[i], null[i], reference[i]) if i in p else None for i in range(n)],
             misconceptions=[(p[i], null[i], reference[i]) if i in p else None for i in range(n, len(questions))],
+            surprisal=surprisal,
         ), "ok"
 
     @staticmethod

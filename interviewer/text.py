@@ -123,9 +123,14 @@ def split_injections(text: str) -> tuple[str, list[str]]:
     return " ".join(kept) if removed else text.strip(), removed
 
 
+# What separates the items of a list: commas, semicolons, bullets, slashes, line breaks, dashes,
+# and sentence ends ("Word order. Permutation invariance. Sine.": terms dressed as sentences).
+_LIST_ITEM = re.compile(r"[,;\n|/•]+|\s-\s|[.!?](?=\s|$)")
+
+
 def looks_like_keyword_list(text: str) -> bool:
     """A bare list of terms: several short items and no real sentence."""
-    items = [i.strip() for i in re.split(r"[,;\n|/•]+|\s-\s", text) if i.strip()]
+    items = [i.strip() for i in _LIST_ITEM.split(text) if words(i)]
     if len(items) < 4:
         return False
     short = sum(1 for i in items if len(words(i)) <= 3)

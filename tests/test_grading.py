@@ -50,6 +50,31 @@ def test_gates_give_a_clear_outcome(fake_engine, answer, code):
     assert r.provenance.judge_status == f"skipped: {code}"
 
 
+def test_words_in_no_meaningful_order_are_gated_where_the_judge_finds_them_garbled(settings):
+    """Shuffled, a strong answer's words still match its key points for the embedding (and the
+    judge says yes to them too): only how unexpected its wording is gives it away."""
+    import random
+    from dataclasses import replace
+
+    from interviewer.calibration import Calibration
+
+    def engine(surprisal, cut=5.0):
+        return Engine(settings, profile="tiny", embedder=HashingEmbedder(), judge=KeywordJudge(surprisal=surprisal),
+                      calibration_=replace(Calibration(), garbled_surprisal=cut))
+
+    words = STRONG.split()
+    random.Random(0).shuffle(words)
+    salad = " ".join(words)
+    assert engine(2.0).grade("Q1", salad).score > 0  # what the signals alone give it
+    r = engine(6.0).grade("Q1", salad)
+    assert r.gate is not None and r.gate.code == "garbled" and "sentences" in r.gate.message
+    assert r.score == 0 and all(kp.status == "missed" for kp in r.key_points) and not r.needs_review
+    assert r.provenance.judge_status == "ok"  # the judge was asked: that is how it was found
+    assert engine(6.0, cut=None).grade("Q1", salad).gate is None  # a calibration without the cut
+    short = "Tokens attend to tokens by relevance."  # too few words to tell
+    assert engine(6.0).grade("Q1", short).gate is None
+
+
 def test_the_judge_is_asked_only_about_points_the_embedding_does_not_decide(settings):
     from dataclasses import replace
 
@@ -88,6 +113,9 @@ def test_a_key_point_negated_in_the_answer_goes_to_the_judge_whatever_its_cosine
 
         def p_yes(self, context, answer, questions):
             return [0.05 if " not " in f" {answer} " else 0.9 for _ in questions]
+
+        def surprisal(self, context, answer):
+            return 2.0
 
     engine = Engine(settings, profile="tiny", embedder=HashingEmbedder(), judge=NotJudge(),
                     calibration_=replace(Calibration(), judge_skip_similarity=0.3))
@@ -148,6 +176,9 @@ def test_a_misconception_needs_the_embedding_and_the_judge_beyond_both_baselines
         def p_yes(self, context, answer, questions):
             p = 0.1 if answer == grading.NULL_ANSWER else p_reference if answer == reference else p_answer
             return [p] * len(questions)
+
+        def surprisal(self, context, answer):
+            return 2.0
 
     engine = Engine(settings.model_copy(update={"data_dir": tmp_path}), profile="tiny",
                     embedder=HashingEmbedder(), judge=Table())

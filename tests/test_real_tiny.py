@@ -112,6 +112,27 @@ def test_prepare_leaves_only_the_answer_to_evaluate(tiny_engine):
     assert judge.tokens_evaluated - before == len(body) + sum(map(len, suffixes)) - shared
 
 
+def test_the_judge_finds_an_answers_words_shuffled_far_more_surprising_than_the_answer(tiny_engine):
+    """The surprisal is read off the pass that asked the questions (no second pass), equals what
+    a pass of its own gives, and tells the strong answer from its words in a random order."""
+    from bench.adversarial import derived
+
+    judge = tiny_engine.judge()
+    for qid in ("Q2", "Q6", "Q10"):
+        qr = tiny_engine.rubric().for_question(qid)
+        context, questions = tiny_engine.question_context(qr), tiny_engine.judge_questions(qr)
+        strong = ADVERSARIAL["questions"][qid]["strong"]
+        judge.p_yes(context, strong, questions)
+        before = judge.tokens_evaluated
+        read_off = judge.surprisal(context, strong)
+        assert judge.tokens_evaluated == before
+        assert LlamaJudge(judge.path, judge.sha256).surprisal(context, strong) == pytest.approx(read_off, abs=0.01)
+        salad = derived(ADVERSARIAL["questions"][qid])["salad"]
+        assert judge.surprisal(context, salad) > read_off + 2
+        r = tiny_engine.grade(qid, salad)
+        assert r.gate is not None and r.gate.code == "garbled" and r.score == 0
+
+
 def test_questions_share_their_common_opening(tiny_engine, monkeypatch):
     """'Does the candidate's answer state that' is evaluated once, not once per key point, and
     the probabilities are, within llama.cpp's batch-shape noise, those of every question in full."""

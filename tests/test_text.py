@@ -29,6 +29,8 @@ def test_no_real_student_answer_is_mistaken_for_an_injection():
 def test_keyword_lists_are_recognised_and_sentences_are_not(qid):
     answers = ADVERSARIAL["questions"][qid]
     assert text.looks_like_keyword_list(answers["keywords"])
+    as_sentences = " ".join(f"{term.strip().capitalize()}." for term in answers["keywords"].split(","))
+    assert text.looks_like_keyword_list(as_sentences), as_sentences
     for kind in ("strong", "paraphrase", "partial", "weak", "correct_sentence"):
         assert not text.looks_like_keyword_list(answers[kind]), kind
 
