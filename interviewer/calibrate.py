@@ -110,17 +110,21 @@ def coverage(sample: Sample, cal: Calibration, *, signals: str = "both") -> floa
         credits = [cal.judge_only.credit(0.0, sample.judge[k] if sample.judge else 0.0)
                    for k in range(len(sample.sims))]
     else:
-        credits = [cal.credit(sim, sample.judge[k] if sample.judge else None, _negated(sample, k))
-                   for k, sim in enumerate(sample.sims)]
+        credits = _credits(sample, cal)
     return float(np.dot(sample.weights, credits) / sum(sample.weights))
+
+
+def _credits(sample: Sample, cal: Calibration) -> list[float]:
+    """Each key point's credit from both signals, as grading gives it."""
+    return [cal.credit(sim, sample.judge[k] if sample.judge else None, _negated(sample, k))
+            for k, sim in enumerate(sample.sims)]
 
 
 def confidence(sample: Sample, cal: Calibration) -> float:
     """The grade's confidence as grading computes it (`grading.confidence`; 1 for a gated answer)."""
     if sample.gate:
         return 1.0
-    credits = [cal.credit(sim, sample.judge[k] if sample.judge else None, _negated(sample, k))
-               for k, sim in enumerate(sample.sims)]
+    credits = _credits(sample, cal)
     disagreements = [grading.disagreement(cal, sim, sample.judge[k]) for k, sim in enumerate(sample.sims)
                      if sample.judge and cal.asks_judge(sim, _negated(sample, k))]
     return grading.confidence(credits, disagreements, judged=sample.judge is not None)

@@ -127,11 +127,16 @@ def similarity_gate(rubric: QuestionRubric, answer: str, emb: EmbeddingSignals, 
 GARBLED_MIN_WORDS = 15
 
 
+def wording_tells(answer: str) -> bool:
+    """Whether the answer is long enough for its surprisal to tell nonsense from clumsy sentences."""
+    return len(text.words(answer)) >= GARBLED_MIN_WORDS
+
+
 def wording_gate(answer: str, judge: JudgeSignals | None, cal: Calibration) -> Gate | None:
     """The gate that needs the judge: words in no meaningful order (a correct answer's words
     shuffled cover its key points for the embedding, and the judge too says yes to them)."""
     if (judge is None or judge.surprisal is None or cal.garbled_surprisal is None
-            or len(text.words(answer)) < GARBLED_MIN_WORDS or judge.surprisal < cal.garbled_surprisal):
+            or not wording_tells(answer) or judge.surprisal < cal.garbled_surprisal):
         return None
     return Gate(code="garbled", message="Your answer does not read as sentences: its words are in no order "
                 f"that says anything (surprisal {judge.surprisal:.2f} nats a word piece; sentences stay below "

@@ -266,9 +266,8 @@ class Engine:
         try:
             null, reference = self._baselines(judge, qr, context, questions)
             p = dict(zip(asked, judge.p_yes(context, answer, [questions[i] for i in asked])))
-            # read off the same pass; only an answer this long can be gated as garbled
-            long_enough = len(text.words(answer)) >= grading.GARBLED_MIN_WORDS
-            surprisal = judge.surprisal(context, answer) if long_enough else None
+            # read off the same pass; needed only where it can gate the answer as garbled
+            surprisal = judge.surprisal(context, answer) if grading.wording_tells(answer) else None
         except InterviewerError as exc:
             return None, f"unavailable: {exc}"
         return grading.JudgeSignals(
