@@ -6,13 +6,14 @@ Prints, per question, the score of each probe and whether each check holds:
 strong > partial > off-topic; paraphrase within 1.5 of strong; keyword list <= 3;
 restated question <= 2; off-topic <= 1; no injection raises a score by more than 0.3
 (appended to the weak and to the strong answer); the keyword list written as sentences
-("Word order. Permutation invariance. …") and as sentences in one frame ("Word order matters
-here. …") <= 3 like the bare list; the strong answer's words shuffled into nonsense <= 1;
-padding (the correct sentence buried in ~1,000 words of filler) no higher than the sentence
-alone; the correct sentence denied ("does
-not ...") at least 2 points below it; an answer that states one of the
-rubric's misconceptions has it detected, and none is detected in the strong, paraphrased,
-partial answers or the correct sentence. Results: bench/results/adversarial-<profile>.md
+("Word order. Permutation invariance. …"), in one frame ("Word order matters here. …") and
+in frames that vary ("… It involves word order. …") <= 3 like the bare list; the strong
+answer's words shuffled into nonsense <= 1; the weak answer said three times no more than
+0.3 above it said once; padding (the correct sentence buried in ~1,000 words of filler) no
+higher than the sentence alone; the correct sentence denied ("does not ...") at least 2
+points below it; an answer that states one of the rubric's misconceptions has it detected,
+and none is detected in the strong, paraphrased, partial answers or the correct sentence.
+Results: bench/results/adversarial-<profile>.md
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 PROBES = yaml.safe_load((ROOT / "tests" / "adversarial" / "answers.yaml").read_text())
 KINDS = ("strong", "paraphrase", "partial", "weak", "off_topic", "keywords", "keyword_sentences", "keyword_frames",
-         "salad", "restated", "correct_sentence", "negated")
+         "keyword_varied_frames", "salad", "weak_thrice", "restated", "correct_sentence", "negated")
 CORRECT = ("strong", "paraphrase", "partial", "correct_sentence")  # no misconception in these
 
 
@@ -39,16 +40,27 @@ def padded(sentence: str, filler: str) -> str:
     return " ".join(words[:half]) + " " + sentence + " " + " ".join(words[half:])
 
 
+VARIED_FRAMES = ("{} matters here.", "It involves {}.", "{} plays a role.", "Think of {}.", "Another factor is {}.")
+
+
+def _capitalised(sentence: str) -> str:
+    return sentence[0].upper() + sentence[1:]
+
+
 def derived(answers: dict) -> dict[str, str]:
-    """Probe answers made from the written ones: the keyword list dressed as sentences, bare and
-    in one frame, and the strong answer's words in a random order (word salad)."""
+    """Probe answers made from the written ones: the keyword list dressed as sentences (bare, in
+    one frame, in varied frames), the strong answer's words in a random order (word salad), and
+    the weak answer said three times."""
     terms = [t.strip() for t in answers["keywords"].split(",")]
     words = answers["strong"].split()
     random.Random(0).shuffle(words)
     return {
-        "keyword_sentences": " ".join(f"{t[0].upper()}{t[1:]}." for t in terms),
-        "keyword_frames": " ".join(f"{t[0].upper()}{t[1:]} matters here." for t in terms),
+        "keyword_sentences": " ".join(_capitalised(f"{t}.") for t in terms),
+        "keyword_frames": " ".join(_capitalised(f"{t} matters here.") for t in terms),
+        "keyword_varied_frames": " ".join(_capitalised(VARIED_FRAMES[i % len(VARIED_FRAMES)].format(t))
+                                          for i, t in enumerate(terms)),
         "salad": " ".join(words),
+        "weak_thrice": " ".join([answers["weak"]] * 3),
     }
 
 
@@ -75,7 +87,9 @@ CHECKS = {
     "keyword list <= 3": lambda s: s["keywords"] <= 3,
     "keyword list as sentences <= 3": lambda s: s["keyword_sentences"] <= 3,
     "keyword list in one frame <= 3": lambda s: s["keyword_frames"] <= 3,
+    "keyword list in varied frames <= 3": lambda s: s["keyword_varied_frames"] <= 3,
     "word salad <= 1": lambda s: s["salad"] <= 1,
+    "weak answer thrice <= once + 0.3": lambda s: s["weak_thrice"] <= s["weak"] + 0.3,
     "restated <= 2": lambda s: s["restated"] <= 2,
     "off-topic <= 1": lambda s: s["off_topic"] <= 1,
     "injection gain <= 0.3": lambda s: s["max_injection_gain"] <= 0.3,

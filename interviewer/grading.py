@@ -64,16 +64,19 @@ class EmbeddingSignals:
 
 @dataclass(frozen=True)
 class Prepared:
-    """The answer as it will be graded: text addressed to the grader removed."""
+    """The answer as it will be graded: text addressed to the grader removed, and sentences
+    that repeat an earlier one (repeating a weak answer three times raised its score by up to 2)."""
 
     original: str
     clean: str
     removed: list[str]
+    repeated: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, answer: str) -> "Prepared":
         clean, removed = text.split_injections(answer or "")
-        return cls(answer or "", clean, removed)
+        clean, repeated = text.without_repeats(clean)
+        return cls(answer or "", clean, removed, repeated)
 
 
 def min_words(rubric: QuestionRubric) -> int:
@@ -183,7 +186,8 @@ def grade(
     score = round(min(10.0, max(0.0, raw - penalty)), 1)
     judged = judge is not None or provenance.judge_status.startswith("skipped")  # skipped: not needed
     certainty = 1.0 if gate else confidence([r.credit for r in results], disagreements, judged)
-    flags = ["instructions_removed"] if answer.removed else []
+    flags = [flag for flag, dropped in (("instructions_removed", answer.removed), ("repeats_removed", answer.repeated))
+             if dropped]
     judge_failed = provenance.judge_status.startswith("unavailable")
     needs_review = not gate and (judge_failed or certainty < cal.review_confidence or bool(answer.removed))
     strengths = [r.text for r in results if r.status == "covered"]

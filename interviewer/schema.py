@@ -85,7 +85,7 @@ class GradeResult(BaseModel):
     confidence: float = Field(ge=0, le=1, description="How decisive the key points' credits are, less the "
                                                       "largest disagreement between the two signals")
     gate: Gate | None
-    flags: list[str] = Field(default_factory=list, description="e.g. 'instructions_removed'")
+    flags: list[str] = Field(default_factory=list, description="'instructions_removed', 'repeats_removed'")
     removed_text: list[str] = Field(default_factory=list, description="Text addressed to the grader, ignored")
     strengths: list[str]
     gaps: list[str]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections import Counter
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+|(?:^|\s)[*•-]\s+|\s\d+[.)]\s+")
 _CLAUSE = re.compile(r";\s+|,\s+(?:and|but|which|so|while|because|whereas)\s+|\s+(?:because|whereas|so that)\s+|:\s+")
@@ -108,11 +110,14 @@ def segments(text: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+# Sentence-like pieces that keep JSON objects and chat markers whole.
+_PIECE_END = r"(?<=[.!?。！？])\s+|\n+"
+
+
 def split_injections(text: str) -> tuple[str, list[str]]:
     """Remove sentences addressed to the grader. Returns (clean text, removed pieces)."""
     removed, kept = [], []
-    # Split into sentence-like pieces but keep JSON objects and chat markers whole.
-    pieces = re.split(r"(?<=[.!?。！？])\s+|\n+", text)
+    pieces = re.split(_PIECE_END, text)
     for i, piece in enumerate(pieces):
         if not piece.strip():
             continue
@@ -123,13 +128,58 @@ def split_injections(text: str) -> tuple[str, list[str]]:
     return " ".join(kept) if removed else text.strip(), removed
 
 
+REPEAT_MIN_WORDS = 3  # shorter pieces repeat in real answers' notation ("1111 1111. 1111 1111.")
+REPEAT_EXTRA_WORDS = 3  # "Again:", "To repeat,", "In other words,"
+
+
+def without_repeats(text: str) -> tuple[str, list[str]]:
+    """Drop each sentence that says an earlier one again word for word (case and punctuation
+    aside), or with at most REPEAT_EXTRA_WORDS words around it ("Again: …"): saying a thing twice
+    does not say more. Returns (text, the dropped sentences)."""
+    parts = re.split(f"({_PIECE_END})", text) + [""]  # piece, separator, piece, separator, …
+    said, kept, repeated = [], [], []
+    for piece, separator in zip(parts[::2], parts[1::2]):
+        piece_words = [w.lower() for w in words(piece)]
+        line = f" {' '.join(piece_words)} "
+        if any(len(piece_words) - len(earlier) <= REPEAT_EXTRA_WORDS and f" {' '.join(earlier)} " in line
+               for earlier in said):
+            repeated.append(piece.strip())
+            continue
+        if len(piece_words) >= REPEAT_MIN_WORDS:
+            said.append(piece_words)
+        kept.append(piece + separator)
+    return ("".join(kept).strip(), repeated) if repeated else (text, [])
+
+
 # What separates the items of a list: commas, semicolons, bullets, slashes, line breaks, dashes,
 # and sentence ends ("Word order. Permutation invariance. Sine.": terms dressed as sentences).
 _LIST_ITEM = re.compile(r"[,;\n|/•]+|\s-\s|[.!?](?=\s|$)")
 
 
+FRAMED_SHARE = 0.75
+
+
+def unframed(text: str) -> str:
+    """The text with the frame its sentences share taken out: "Word order matters here. Sine
+    waves matters here. Masking matters here." → "Word order. Sine waves. Masking." A frame is
+    the words that at least three sentences, and three in four of them, begin or end with."""
+    sents = [words(s) for s in re.split(r"[.!?](?=\s|$)|\n+", text) if words(s)]
+    found = False
+    for side in (1, -1):  # 1: a shared beginning, -1: a shared ending
+        ends = Counter(s[::side][0].lower() for s in sents if len(s) > 1)
+        end, n = ends.most_common(1)[0] if ends else ("", 0)
+        if n < 3 or n < FRAMED_SHARE * len(sents):
+            continue
+        framed = [len(s) > 1 and s[::side][0].lower() == end for s in sents]
+        frame = len(os.path.commonprefix([[w.lower() for w in s[::side]] for s, f in zip(sents, framed) if f]))
+        sents = [s[::side][frame:][::side] if f else s for s, f in zip(sents, framed)]
+        found = True
+    return " ".join(" ".join(s) + "." for s in sents if s) if found else text
+
+
 def looks_like_keyword_list(text: str) -> bool:
-    """A bare list of terms: several short items and no real sentence."""
+    """A bare list of terms, or terms each set in one frame: several short items and no real sentence."""
+    text = unframed(text)
     items = [i.strip() for i in _LIST_ITEM.split(text) if words(i)]
     if len(items) < 4:
         return False

@@ -50,6 +50,20 @@ def test_gates_give_a_clear_outcome(fake_engine, answer, code):
     assert r.provenance.judge_status == f"skipped: {code}"
 
 
+def test_saying_the_same_sentences_again_scores_as_saying_them_once(fake_engine):
+    weak = ADVERSARIAL["questions"]["Q7"]["weak"]
+    once, thrice = fake_engine.grade("Q7", weak), fake_engine.grade("Q7", f"{weak} {weak}\n{weak}")
+    assert thrice.score == once.score and thrice.flags == ["repeats_removed"] and once.flags == []
+    assert [kp.credit for kp in thrice.key_points] == [kp.credit for kp in once.key_points]
+    from rich.console import Console
+
+    from interviewer import render
+
+    shown = Console(record=True, width=120)
+    render.result(shown, thrice)
+    assert "said again were counted once" in shown.export_text()
+
+
 def test_words_in_no_meaningful_order_are_gated_where_the_judge_finds_them_garbled(settings):
     """Shuffled, a strong answer's words still match its key points for the embedding (and the
     judge says yes to them too): only how unexpected its wording is gives it away."""

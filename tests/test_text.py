@@ -29,8 +29,10 @@ def test_no_real_student_answer_is_mistaken_for_an_injection():
 def test_keyword_lists_are_recognised_and_sentences_are_not(qid):
     answers = ADVERSARIAL["questions"][qid]
     assert text.looks_like_keyword_list(answers["keywords"])
-    as_sentences = " ".join(f"{term.strip().capitalize()}." for term in answers["keywords"].split(","))
-    assert text.looks_like_keyword_list(as_sentences), as_sentences
+    terms = [term.strip() for term in answers["keywords"].split(",")]
+    for frame in ("{}.", "{} matters here.", "It involves {}.", "One key idea is {}, which matters."):
+        framed = " ".join(frame.format(term) for term in terms)
+        assert text.looks_like_keyword_list(framed), framed
     for kind in ("strong", "paraphrase", "partial", "weak", "correct_sentence"):
         assert not text.looks_like_keyword_list(answers[kind]), kind
 
@@ -58,3 +60,29 @@ def test_restating_the_question_in_other_forms_of_its_words_adds_nothing():
     assert text.novel_words("The scaling laws are the laws about how LLMs scale.", question) == []
     assert text.restates("The scaling laws are the laws about how LLMs scale.", question, reference)
     assert not text.restates("Scaling laws say loss follows a power law in compute.", question, reference)
+
+
+def test_real_answers_whose_sentences_share_a_frame_are_not_keyword_lists():
+    framed, listed = [], []
+    for name in ("mohler", "saf_en", "scientsbank", "beetle"):
+        for line in (EVAL / f"{name}.dev.jsonl").read_text().splitlines():
+            answer = json.loads(line)["answer"]
+            if text.unframed(answer) != answer:
+                framed.append(answer)
+                listed += [answer] if text.looks_like_keyword_list(answer) else []
+    assert len(framed) >= 10  # e.g. "When bulb A is out, … When bulb B is out, … When bulb C is out, …"
+    assert listed == []
+
+
+def test_a_frame_is_taken_off_both_ends_of_each_sentence():
+    assert text.unframed("It is about A here. It is about B and C here. It is about D here.") == "A. B and C. D."
+    assert text.unframed("Attention mixes tokens. It is fast. It scales.") == "Attention mixes tokens. It is fast. It scales."
+
+
+def test_a_sentence_said_again_is_dropped_and_the_rest_kept_as_written():
+    answer = ("Attention is quadratic.\nIt scales badly. ATTENTION is quadratic! Again: it scales badly. "
+              "It scales badly with length, so long inputs are split. 1111 1111. 1111 1111.")
+    assert text.without_repeats(answer) == (
+        "Attention is quadratic.\nIt scales badly. It scales badly with length, so long inputs are split. "
+        "1111 1111. 1111 1111.", ["ATTENTION is quadratic!", "Again: it scales badly."])
+    assert text.without_repeats("Nothing repeats here.  At all.") == ("Nothing repeats here.  At all.", [])

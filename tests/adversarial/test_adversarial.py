@@ -1,9 +1,10 @@
 """Gaming resistance on every seed question, tiny-profile variant (the standard-profile run with
 every check, paraphrase included, is `bench/adversarial.py`; see bench/results/).
 
-Checks that do not depend on the judge's judgement hold for any profile: keyword lists (bare or
-written as sentences), words in no meaningful order, off-topic answers, the question restated,
-injected instructions and padding must not pay."""
+Checks that do not depend on the judge's judgement hold for any profile: keyword lists (bare,
+written as sentences or each term in one frame), words in no meaningful order, an answer
+said three times, off-topic answers, the question restated, injected instructions and padding
+must not pay."""
 
 import pytest
 
@@ -24,8 +25,9 @@ def cached_tiny(tmp_path_factory):
 @pytest.mark.parametrize("qid", list(PROBES["questions"]))
 def test_gaming_does_not_pay(cached_tiny, qid):
     s = probe(cached_tiny, qid, injections=INJECTIONS)
-    assert s["keywords"] <= 3 and s["keyword_sentences"] <= 3
+    assert s["keywords"] <= 3 and s["keyword_sentences"] <= 3 and s["keyword_frames"] <= 3
     assert s["salad"] <= 1
+    assert s["weak_thrice"] <= s["weak"] + 0.3
     assert s["off_topic"] <= 1
     assert s["restated"] <= 2
     assert s["strong"] > s["off_topic"] + 4
