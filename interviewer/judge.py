@@ -149,6 +149,7 @@ class LlamaJudge:
         self._yes = self._first_token(["Yes", " Yes"])
         self._no = self._first_token(["No", " No"])
         self._vocab_size = self._model.n_vocab()
+        self._close = self._tokens(ANSWER_CLOSE, special=False)  # ends every body, after the answer
 
     def _first_token(self, words: list[str]) -> list[int]:
         return sorted({self._model.tokenize(w.encode(), False, False)[0] for w in words})
@@ -164,10 +165,7 @@ class LlamaJudge:
             f"Candidate's answer, between the markers:\n{ANSWER_OPEN}"
         )
         fixed = self._tokens(head, special=True, bos=self._head_bos)
-        return fixed, self._answer_tokens(answer) + self._tokens(ANSWER_CLOSE, special=False)
-
-    def _answer_tokens(self, answer: str) -> list[int]:
-        return self._tokens(answer, special=False)[:MAX_ANSWER_TOKENS]
+        return fixed, self._tokens(answer, special=False)[:MAX_ANSWER_TOKENS] + self._close
 
     def prime(self, context: Context) -> None:
         """Evaluate and keep the question's head now, so that the first answer does not wait for it."""
@@ -187,7 +185,7 @@ class LlamaJudge:
         with self._lock:
             head, body = self.prefix(context, answer)
             suffixes = [self.suffix(q) for q in questions]
-            logits = self._decode(head, body, suffixes, len(self._answer_tokens(answer)))
+            logits = self._decode(head, body, suffixes, len(body) - len(self._close))
         return [_p_yes(row, self._yes, self._no) for row in logits]
 
     def surprisal(self, context: Context, answer: str) -> float:
@@ -196,7 +194,7 @@ class LlamaJudge:
         with self._lock:
             head, body = self.prefix(context, answer)
             if self._surprisal[0] != tuple(head + body):
-                self._decode(head, body, [], len(self._answer_tokens(answer)))
+                self._decode(head, body, [], len(body) - len(self._close))
             return self._surprisal[1]
 
     def _decode(self, head: list[int], body: list[int], suffixes: list[list[int]],

@@ -151,9 +151,10 @@ def without_repeats(text: str) -> tuple[str, list[str]]:
     return ("".join(kept).strip(), repeated) if repeated else (text, [])
 
 
-# What separates the items of a list: commas, semicolons, bullets, slashes, line breaks, dashes,
-# and sentence ends ("Word order. Permutation invariance. Sine.": terms dressed as sentences).
-_LIST_ITEM = re.compile(r"[,;\n|/•]+|\s-\s|[.!?](?=\s|$)")
+_SENTENCE_END = r"[.!?](?=\s|$)|\n+"  # a sentence end, not the point inside "0.5" or "10.0.0.0"
+# What separates the items of a list: commas, semicolons, bullets, slashes, dashes, and sentence
+# ends and line breaks ("Word order. Permutation invariance. Sine.": terms dressed as sentences).
+_LIST_ITEM = re.compile(rf"[,;|/•]+|\s-\s|{_SENTENCE_END}")
 
 
 FRAMED_SHARE = 0.75
@@ -163,7 +164,7 @@ def unframed(text: str) -> str:
     """The text with the frame its sentences share taken out: "Word order matters here. Sine
     waves matters here. Masking matters here." → "Word order. Sine waves. Masking." A frame is
     the words that at least three sentences, and three in four of them, begin or end with."""
-    sents = [words(s) for s in re.split(r"[.!?](?=\s|$)|\n+", text) if words(s)]
+    sents = [words(s) for s in re.split(_SENTENCE_END, text) if words(s)]
     found = False
     for side in (1, -1):  # 1: a shared beginning, -1: a shared ending
         ends = Counter(s[::side][0].lower() for s in sents if len(s) > 1)
