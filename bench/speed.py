@@ -42,7 +42,7 @@ What is measured, per model profile:
   on the same prompts flattened into one sequence (head + answer + every question; n_batch 512,
   flash attention on, as the engine's context has it: its "auto" turns it on for the CPU, while
   `Llama()` would turn it off; one prompt is also timed with it off), the same 128 tokens
-  in llama_decode calls of 16, 32 and 128, and MiniLM encode throughput of sentence-transformers
+  in llama_decode calls of 16, 32 and 128, and the embedder's encode throughput in sentence-transformers
   itself (sentences/s at batch 64) on the answers' sentences. Judge efficiency = tokens llama.cpp decoded for the measured
   gradings / (their judge seconds x raw tokens/s); embedding efficiency likewise with the
   sentences the embedder encoded. 100% = the engine goes as fast as the hardware on this work;
@@ -275,7 +275,7 @@ def sentences_of(answers: list[str], limit: int | None = None) -> list[str]:
 class Reference:
     """What the hardware itself does, measured between the engine's gradings so that load coming
     and going on the machine affects both alike: llama.cpp evaluating the same judge model on the
-    same prompt tokens flattened into one sequence (n_batch 512), and MiniLM encoding sentences at
+    same prompt tokens flattened into one sequence (n_batch 512), and the embedder (in sentence-transformers) encoding sentences at
     batch 64. Runs are kept per label ("seed", "batch") and compared with the gradings beside them.
     """
 
@@ -367,7 +367,7 @@ def latency(engine: Engine, probe: Probe, reset: AnswerCacheReset, ref: Referenc
     ref.encode_rate("seed", sentences[:64])  # warm-up, not kept
     ref.encode_runs.pop("seed", None)
     emb_only: list[Sample] = []
-    log(f"  judge off: {cfg['emb_rounds']} rounds of {len(qids) * len(LEVELS)} answers, MiniLM alone between them")
+    log(f"  judge off: {cfg['emb_rounds']} rounds of {len(qids) * len(LEVELS)} answers, the embedder alone between them")
     for _ in range(cfg["emb_rounds"]):
         ref.encode_rate("seed", sentences)
         for level in LEVELS:
@@ -983,9 +983,8 @@ def figures(r: dict) -> list[dict]:
     fa = _get_path(hw, "judge", "flash_attn_check")
     add("  llama.cpp, one seed prompt, flash attention on / off (the engine's context: on)", fa and fa["on_tok_per_s"],
         lambda _: f"{fa['on_tok_per_s']:.0f} / {fa['off_tok_per_s']:.0f} tok/s")
-    add("hardware: MiniLM encode, batch 64, the seed answers' sentences", _get_path(hw, "embedder", "seed",
-                                                                                  "sentences_per_s"),
-        lambda v: f"{v:.0f} sentences/s")
+    add("hardware: the embedder in sentence-transformers, batch 64, the seed answers' sentences",
+        _get_path(hw, "embedder", "seed", "sentences_per_s"), lambda v: f"{v:.0f} sentences/s")
     return rows
 
 

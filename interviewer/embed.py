@@ -43,6 +43,7 @@ class Embedder(Protocol):
     id: str
     sha256: str
     runtime: str  # what runs the model, for a grade's provenance
+    cosine_floor: float  # its cosine for unrelated texts, taken off every cosine (models.rescale)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """One L2-normalised row per text."""
@@ -54,9 +55,10 @@ class _CachedEmbedder:
     batch_size = 64  # texts per forward pass
 
     def __init__(self, path, sha256: str, *, threads: int | None = None, cache_size: int = 20000,
-                 name: str | None = None):
+                 name: str | None = None, prompt: str = "", cosine_floor: float = 0.0):
         self.path, self.sha256 = Path(path), sha256
         self.id = name or self.path.name or str(path)
+        self.prompt, self.cosine_floor = prompt, cosine_floor
         self._threads = threads
         self._model = None
         self._lock = threading.RLock()
@@ -117,7 +119,8 @@ class SentenceTransformerEmbedder(_CachedEmbedder):
         return SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        return self._model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        return self._model.encode(texts, prompt=self.prompt or None, batch_size=self.batch_size,
+                                  normalize_embeddings=True, convert_to_numpy=True)
 
 
 class OnnxEmbedder(_CachedEmbedder):
@@ -156,7 +159,7 @@ class OnnxEmbedder(_CachedEmbedder):
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         tokenizer, session = self._model
-        encoded = tokenizer.encode_batch(texts)
+        encoded = tokenizer.encode_batch([self.prompt + t for t in texts])
         ids = np.array([e.ids for e in encoded], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
         return _run(session, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})
@@ -297,6 +300,7 @@ class HashingEmbedder:
     id = "hashing-embedder"
     sha256 = "0" * 64
     runtime = "hashed word counts (a test double)"
+    cosine_floor = 0.0
 
     def __init__(self, dim: int = 512):
         self.dim = dim

@@ -10,8 +10,12 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import tomllib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +36,8 @@ class ModelFile:
     sha256: str | None  # None: a user-supplied file, hashed on first use
     size: int | None = None
     source: str = ""
+    prompt: str = ""  # an embedder's instruction, put before every text it embeds
+    cosine_floor: float = 0.0  # an embedder's cosine for unrelated texts (see `rescale`)
 
 
 @dataclass(frozen=True)
@@ -62,12 +68,16 @@ def _entry(kind: str, key: str, data_dir: Path) -> ModelFile:
     entry = manifest()[kind + "s"].get(key)
     if entry is None:
         raise ModelUnavailable(f"no {kind} named {key!r} in models/manifest.toml")
-    source = f"{entry['package']}=={entry['version']}".replace("{n}", f"1..{entry.get('parts', '')}")
+    count = entry.get("parts", entry.get("chunks", ""))
+    source = f"{entry['package']}=={entry['version']}".replace("{n}", f"1..{count}")
     if "parts" in entry:  # assembled from chunk packages into the data directory
         path = data_dir / "models" / f"{key}.gguf"
+    elif "chunks" in entry:  # a model directory unpacked from chunks in versions of one package
+        path = data_dir / "models" / key
     else:
         path = _site_path(entry["path"]) or Path(entry["path"])
-    return ModelFile(key, kind, entry["name"], path, entry["sha256"], entry.get("size"), source)
+    return ModelFile(key, kind, entry["name"], path, entry["sha256"], entry.get("size"), source,
+                     entry.get("prompt", ""), entry.get("cosine_floor", 0.0))
 
 
 def profile(settings: Settings, name: str | None = None) -> Profile:
@@ -92,6 +102,16 @@ def weights_file(model: ModelFile) -> Path:
                 return model.path / name
         raise ModelUnavailable(f"{model.path} holds no model.safetensors or pytorch_model.bin")
     return model.path
+
+
+def _fix(model: ModelFile) -> str:
+    """The command that fetches this model: set-up, or, for a model only optional profiles use,
+    `models fetch` with the profile."""
+    users = [(name, bool(spec.get("optional"))) for name, spec in manifest()["profiles"].items()
+             if model.key in (spec["embedder"], spec["judge"])]
+    if users and all(optional for _, optional in users):
+        return f"run `interviewer models fetch --profile {users[0][0]}`"
+    return FIX
 
 
 def sha256_file(path: Path) -> str:
@@ -143,7 +163,7 @@ def verify(model: ModelFile, data_dir: Path, *, full: bool = False) -> str:
     A file hashed before (same path, size and mtime) is not hashed again unless `full`.
     """
     if not model.path.exists():
-        raise ModelUnavailable(f"{model.kind} {model.name!r} not found at {model.path}; {FIX}")
+        raise ModelUnavailable(f"{model.kind} {model.name!r} not found at {model.path}; {_fix(model)}")
     weights = weights_file(model)
     cache = _Verified(data_dir)
     digest = None if full else cache.get(weights)
@@ -152,23 +172,32 @@ def verify(model: ModelFile, data_dir: Path, *, full: bool = False) -> str:
     if model.sha256 and digest != model.sha256:
         raise ModelUnavailable(
             f"{weights} is corrupt (sha256 {digest[:12]}…, expected {model.sha256[:12]}…); "
-            f"delete it and {FIX}"
+            f"delete it and {_fix(model)}"
         )
     cache.put(weights, digest)
     return digest
 
 
+def _intact(model: ModelFile, data_dir: Path) -> bool:
+    """Whether the model is in place and verified; a broken one is deleted, to be fetched again."""
+    if not model.path.exists():
+        return False
+    try:
+        verify(model, data_dir)
+        return True
+    except ModelUnavailable:
+        if model.path.is_dir():
+            shutil.rmtree(model.path)
+        else:
+            model.path.unlink()
+        return False
+
+
 def assemble(model: ModelFile, data_dir: Path, progress=None) -> bool:
     """Concatenate a chunked model from its part packages, checking the sha256. True if written."""
     entry = manifest()["judges"].get(model.key, {})
-    if "parts" not in entry:
+    if "parts" not in entry or _intact(model, data_dir):
         return False
-    if model.path.exists():
-        try:
-            verify(model, data_dir)
-            return False
-        except ModelUnavailable:
-            model.path.unlink()
     parts = [_site_path(entry["path"].format(n=n)) for n in range(1, entry["parts"] + 1)]
     missing = [str(n) for n, p in enumerate(parts, 1) if p is None or not p.exists()]
     if missing:
@@ -194,6 +223,76 @@ def assemble(model: ModelFile, data_dir: Path, progress=None) -> bool:
     return True
 
 
+def unpack(model: ModelFile, data_dir: Path, progress=None) -> bool:
+    """Fetch a model directory shipped as a zip archive cut into chunks, one chunk in each version
+    of one package (pip installs one version at a time, so the wheels are downloaded, not
+    installed): join the chunks, check the archive's sha256, unpack it. True if written."""
+    entry = manifest()[model.kind + "s"].get(model.key, {})
+    if "chunks" not in entry or _intact(model, data_dir):
+        return False
+    try:
+        _unpack(model, entry, data_dir / "downloads" / model.key, progress)
+    except (OSError, zipfile.BadZipFile, KeyError) as exc:  # a full disk or unwritable directory, a bad download
+        raise ModelUnavailable(f"cannot fetch {model.key}: {exc}") from exc
+    verify(model, data_dir, full=True)
+    return True
+
+
+def _unpack(model: ModelFile, entry: dict, downloads: Path, progress) -> None:
+    downloads.mkdir(parents=True, exist_ok=True)
+    archive = downloads / "model.zip"
+    h = hashlib.sha256()
+    with open(archive.with_suffix(".part"), "wb") as out:
+        for n in range(1, entry["chunks"] + 1):
+            with zipfile.ZipFile(_wheel(entry, entry["version"].format(n=n), downloads)) as wheel:
+                with wheel.open(entry["member"]) as chunk:
+                    while data := chunk.read(1 << 22):
+                        h.update(data)
+                        out.write(data)
+            if progress:
+                progress(n, entry["chunks"])
+    if h.hexdigest() != entry["archive_sha256"]:
+        shutil.rmtree(downloads)
+        raise ModelUnavailable(f"the chunks of {model.key} join into an archive with sha256 {h.hexdigest()[:12]}…, "
+                               f"expected {entry['archive_sha256'][:12]}…; the downloads are deleted, {_fix(model)} again")
+    os.replace(archive.with_suffix(".part"), archive)
+    staging = model.path.with_name(f".{model.key}.unpacking")
+    shutil.rmtree(staging, ignore_errors=True)
+    prefix = entry["archive_dir"].rstrip("/") + "/"
+    with zipfile.ZipFile(archive) as z:
+        for member in z.infolist():
+            if member.filename.startswith(prefix) and not member.is_dir():
+                target = staging / member.filename[len(prefix):]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with z.open(member) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 22)
+    os.replace(staging, model.path)
+    shutil.rmtree(downloads)
+
+
+def _wheel(entry: dict, version: str, downloads: Path) -> Path:
+    """The package's wheel at this version, downloaded (without its dependencies) if not there yet."""
+    name = entry["package"].replace("-", "_")
+    found = sorted(downloads.glob(f"{name}-{version}-*.whl"))
+    if not found:
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                   "--disable-pip-version-check", "-d", str(downloads), f"{entry['package']}=={version}"]
+        done = subprocess.run(command, capture_output=True, text=True)
+        found = sorted(downloads.glob(f"{name}-{version}-*.whl"))
+        if done.returncode or not found:
+            raise ModelUnavailable(f"cannot download {entry['package']}=={version} from the package index: "
+                                   f"{(done.stderr or done.stdout).strip()[-300:]}")
+    return found[0]
+
+
+def rescale(cosine, floor: float):
+    """An embedder's cosine on all-MiniLM-L6-v2's scale, which the calibration's thresholds and
+    anchors are set on: (cosine - floor) / (1 - floor). Models differ in how close they put
+    unrelated texts: EmbeddingGemma gives the off-topic probes 0.42-0.51 where MiniLM gives
+    0.10-0.26, and a floor of 0.35 puts them, and the strong answers, where MiniLM does."""
+    return cosine if not floor else (cosine - floor) / (1.0 - floor)
+
+
 def onnx_path(model: ModelFile, digest: str, data_dir: Path) -> Path:
     """Where the embedder's ONNX export lives: named by its weights' sha256 and the export's version."""
     from .embed import ONNX_VERSION
@@ -208,6 +307,21 @@ def remove_old_exports(model: ModelFile, digest: str, data_dir: Path) -> list[Pa
     for path in old:
         path.unlink(missing_ok=True)
     return old
+
+
+def default_profiles() -> list[str]:
+    """The profiles set-up fetches: all but those marked optional (large downloads to opt into)."""
+    return [name for name, spec in manifest()["profiles"].items() if not spec.get("optional")]
+
+
+def profile_models(settings: Settings, names: list[str]) -> list[ModelFile]:
+    """The models of these profiles, each once."""
+    out: dict[tuple[str, str], ModelFile] = {}
+    for name in names:
+        p = profile(settings, name)
+        for m in (p.embedder, p.judge):
+            out.setdefault((m.kind, m.key), m)
+    return list(out.values())
 
 
 def all_models(settings: Settings) -> list[ModelFile]:

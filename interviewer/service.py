@@ -209,6 +209,7 @@ class Engine:
         topic = [question.title, question.short_answer]
         flat = [t for group in kp_texts for t in group]
         vectors = self.embedder.embed(segments + [answer] + topic + flat + mis_texts)
+        floor = self.embedder.cosine_floor
         seg = vectors[: len(segments)]
         whole = vectors[len(segments)]
         offset = len(segments) + 1
@@ -218,7 +219,8 @@ class Engine:
         mis_v = vectors[offset + len(flat):]
         kp_sim, kp_best, kp_negation_differs, start = [], [], [], 0
         for group in kp_texts:
-            best = (seg @ kp_v[start: start + len(group)].T).max(axis=1)  # per segment, over phrasings
+            # per segment, its best over the point's phrasings
+            best = models.rescale(seg @ kp_v[start: start + len(group)].T, floor).max(axis=1)
             start += len(group)
             kp_sim.append(float(best.max()))
             kp_best.append(int(np.argmax(best[:n_real])))
@@ -226,14 +228,14 @@ class Engine:
             kp_negation_differs.append(all(closest != text.negations(p) for p in group))
         mis_sim, mis_best = [], []
         for vec in mis_v:
-            sims = seg @ vec
+            sims = models.rescale(seg @ vec, floor)
             mis_best.append(int(np.argmax(sims[:n_real])))
             mis_sim.append(float(sims.max()))
-        topic_sim = float(max(np.max(seg @ topic_v.T), max(kp_sim, default=0.0)))
+        topic_sim = float(max(np.max(models.rescale(seg @ topic_v.T, floor)), max(kp_sim, default=0.0)))
         return grading.EmbeddingSignals(
             segments=segments, kp_sim=kp_sim, kp_best=kp_best, kp_negation_differs=kp_negation_differs,
             mis_sim=mis_sim, mis_best=mis_best,
-            topic_sim=topic_sim, question_sim=float(whole @ topic_v[0]),
+            topic_sim=topic_sim, question_sim=float(models.rescale(whole @ topic_v[0], floor)),
         )
 
     def judge_questions(self, qr: QuestionRubric) -> list[str]:
@@ -322,10 +324,10 @@ class Engine:
 
 def embedder_for(spec: models.ModelFile, digest: str, settings: Settings) -> Embedder:
     """ONNX Runtime for a model it reproduces (mean-pooled, normalised), sentence-transformers otherwise."""
+    options = dict(threads=settings.threads, name=spec.key, prompt=spec.prompt, cosine_floor=spec.cosine_floor)
     if exportable(spec.path):
-        return OnnxEmbedder(spec.path, digest, models.onnx_path(spec, digest, settings.data_dir),
-                            threads=settings.threads, name=spec.key)
-    return SentenceTransformerEmbedder(spec.path, digest, threads=settings.threads, name=spec.key)
+        return OnnxEmbedder(spec.path, digest, models.onnx_path(spec, digest, settings.data_dir), **options)
+    return SentenceTransformerEmbedder(spec.path, digest, **options)
 
 
 def _pieces(answer: str) -> tuple[list[str], int]:
