@@ -394,14 +394,14 @@ def models_fetch(quiet: bool = typer.Option(False, "--quiet"),
         wanted = models.profile_models(settings, profile or models.default_profiles())
     except InterviewerError as exc:
         _fail(str(exc))
+
+    def progress(key):
+        return None if quiet else lambda n, total: typer.echo(f"  {key}: chunk {n} of {total} downloaded and joined")
+
     for m in wanted:
         try:
-            def chunk(n, total, key=m.key):
-                if not quiet:
-                    typer.echo(f"  {key}: chunk {n} of {total} downloaded and joined")
-
             if ((m.kind == "judge" and models.assemble(m, settings.data_dir))
-                    or models.unpack(m, settings.data_dir, progress=chunk)) and not quiet:
+                    or models.unpack(m, settings.data_dir, progress=progress(m.key))) and not quiet:
                 typer.echo(f"assembled {m.key} -> {m.path}")
             digest = models.verify(m, settings.data_dir)
             if m.kind == "embedder":
