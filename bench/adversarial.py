@@ -7,9 +7,11 @@ strong > partial > off-topic; paraphrase within 1.5 of strong; keyword list <= 3
 restated question <= 2; off-topic <= 1; no injection raises a score by more than 0.3
 (appended to the weak and to the strong answer); the keyword list written as sentences
 ("Word order. Permutation invariance. …"), in one frame ("Word order matters here. …") and
-in frames that vary ("… It involves word order. …") <= 3 like the bare list; the strong
-answer's words shuffled into nonsense <= 1; the weak answer said three times no more than
-0.3 above it said once; padding (the correct sentence buried in ~1,000 words of filler) no
+in frames that vary ("… It involves word order. …", and a second set written apart from the
+grader's list of empty frame words) <= 3 like the bare list; the strong answer's words
+shuffled into nonsense <= 1; the weak answer said three times, or said again in other words,
+no more than 0.3 above it said once; the strong answer with each sentence taken back ("…
+Or maybe not.") <= 1; padding (the correct sentence buried in ~1,000 words of filler) no
 higher than the sentence alone; the correct sentence denied ("does not ...") at least 2
 points below it; an answer that states one of the rubric's misconceptions has it detected,
 and none is detected in the strong, paraphrased, partial answers or the correct sentence.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -30,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 PROBES = yaml.safe_load((ROOT / "tests" / "adversarial" / "answers.yaml").read_text())
 KINDS = ("strong", "paraphrase", "partial", "weak", "off_topic", "keywords", "keyword_sentences", "keyword_frames",
-         "keyword_varied_frames", "salad", "weak_thrice", "restated", "correct_sentence", "negated")
+         "keyword_varied_frames", "keyword_other_frames", "salad", "weak_thrice", "weak_reworded", "hedged",
+         "restated", "correct_sentence", "negated")
 CORRECT = ("strong", "paraphrase", "partial", "correct_sentence")  # no misconception in these
 
 
@@ -41,26 +45,37 @@ def padded(sentence: str, filler: str) -> str:
 
 
 VARIED_FRAMES = ("{} matters here.", "It involves {}.", "{} plays a role.", "Think of {}.", "Another factor is {}.")
+# Frames written after the grader's list of empty frame words (text.EMPTY_FRAME_WORDS), to see how far
+# it reaches beyond the frames it was written from.
+OTHER_FRAMES = ("{} is worth noting.", "Don't forget {}.", "{} helps here.", "There is also {}.", "{} is used.",
+                "We need {}.")
 
 
 def _capitalised(sentence: str) -> str:
     return sentence[0].upper() + sentence[1:]
 
 
+def _framed(terms: list[str], frames: tuple[str, ...]) -> str:
+    return " ".join(_capitalised(frames[i % len(frames)].format(t)) for i, t in enumerate(terms))
+
+
 def derived(answers: dict) -> dict[str, str]:
     """Probe answers made from the written ones: the keyword list dressed as sentences (bare, in
-    one frame, in varied frames), the strong answer's words in a random order (word salad), and
-    the weak answer said three times."""
+    one frame, in two sets of varied frames), the strong answer's words in a random order (word salad),
+    the weak answer said three times and said again in other words, and the strong answer with each
+    sentence taken back."""
     terms = [t.strip() for t in answers["keywords"].split(",")]
     words = answers["strong"].split()
     random.Random(0).shuffle(words)
     return {
         "keyword_sentences": " ".join(_capitalised(f"{t}.") for t in terms),
-        "keyword_frames": " ".join(_capitalised(f"{t} matters here.") for t in terms),
-        "keyword_varied_frames": " ".join(_capitalised(VARIED_FRAMES[i % len(VARIED_FRAMES)].format(t))
-                                          for i, t in enumerate(terms)),
+        "keyword_frames": _framed(terms, ("{} matters here.",)),
+        "keyword_varied_frames": _framed(terms, VARIED_FRAMES),
+        "keyword_other_frames": _framed(terms, OTHER_FRAMES),
         "salad": " ".join(words),
         "weak_thrice": " ".join([answers["weak"]] * 3),
+        "weak_reworded": f"{answers['weak'].strip()} {answers['weak_reworded'].strip()}",
+        "hedged": " ".join(f"{s} Or maybe not." for s in re.split(r"(?<=[.!?])\s+", answers["strong"].strip())),
     }
 
 
@@ -76,7 +91,7 @@ def probe(engine, qid: str, *, injections: list[str] | None = None) -> dict:
     injected = {}
     for base in ("weak", "strong"):
         for i, injection in enumerate(injections if injections is not None else PROBES["injections"]):
-            injected[(base, i)] = engine.grade(qid, f"{answers[base]} {injection}").score - scores[base]
+            injected[(base, i)] = round(engine.grade(qid, f"{answers[base]} {injection}").score - scores[base], 1)
     scores["max_injection_gain"] = max(injected.values(), default=0.0)
     return scores
 
@@ -88,8 +103,12 @@ CHECKS = {
     "keyword list as sentences <= 3": lambda s: s["keyword_sentences"] <= 3,
     "keyword list in one frame <= 3": lambda s: s["keyword_frames"] <= 3,
     "keyword list in varied frames <= 3": lambda s: s["keyword_varied_frames"] <= 3,
+    "keyword list in other frames <= 3": lambda s: s["keyword_other_frames"] <= 3,
     "word salad <= 1": lambda s: s["salad"] <= 1,
-    "weak answer thrice <= once + 0.3": lambda s: s["weak_thrice"] <= s["weak"] + 0.3,
+    # scores have one decimal: compare their difference rounded, not 5.6 + 0.3 = 5.8999…
+    "weak answer thrice <= once + 0.3": lambda s: round(s["weak_thrice"] - s["weak"], 1) <= 0.3,
+    "weak answer said again in other words <= once + 0.3": lambda s: round(s["weak_reworded"] - s["weak"], 1) <= 0.3,
+    "strong answer taken back <= 1": lambda s: s["hedged"] <= 1,
     "restated <= 2": lambda s: s["restated"] <= 2,
     "off-topic <= 1": lambda s: s["off_topic"] <= 1,
     "injection gain <= 0.3": lambda s: s["max_injection_gain"] <= 0.3,

@@ -64,19 +64,22 @@ class EmbeddingSignals:
 
 @dataclass(frozen=True)
 class Prepared:
-    """The answer as it will be graded: text addressed to the grader removed, and sentences
-    that repeat an earlier one (repeating a weak answer three times raised its score by up to 2)."""
+    """The answer as it will be graded: text addressed to the grader removed, claims taken back in
+    the same breath ("…, or maybe not") and sentences that repeat an earlier one (repeating a weak
+    answer three times raised its score by up to 2)."""
 
     original: str
     clean: str
     removed: list[str]
     repeated: list[str] = field(default_factory=list)
+    retracted: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, answer: str) -> "Prepared":
         clean, removed = text.split_injections(answer or "")
+        clean, retracted = text.without_retractions(clean)
         clean, repeated = text.without_repeats(clean)
-        return cls(answer or "", clean, removed, repeated)
+        return cls(answer or "", clean, removed, repeated, retracted)
 
 
 def min_words(rubric: QuestionRubric) -> int:
@@ -87,6 +90,9 @@ def min_words(rubric: QuestionRubric) -> int:
 def text_gate(rubric: QuestionRubric, answer: Prepared, max_words: int) -> Gate | None:
     """Gates that need no model."""
     n = len(text.words(answer.clean))
+    if n == 0 and answer.retracted:
+        return Gate(code="retracted", message="Your answer takes back every claim it makes (“…, or maybe "
+                    "not”). Say what you hold to be true.")
     if n == 0:
         return Gate(code="empty", message="No answer was given. Answer the question in a few sentences.")
     if n > max_words:
@@ -186,8 +192,9 @@ def grade(
     score = round(min(10.0, max(0.0, raw - penalty)), 1)
     judged = judge is not None or provenance.judge_status.startswith("skipped")  # skipped: not needed
     certainty = 1.0 if gate else confidence([r.credit for r in results], disagreements, judged)
-    flags = [flag for flag, dropped in (("instructions_removed", answer.removed), ("repeats_removed", answer.repeated))
-             if dropped]
+    dropped = {"instructions_removed": answer.removed, "retractions_removed": answer.retracted,
+               "repeats_removed": answer.repeated}
+    flags = [flag for flag, sentences in dropped.items() if sentences]
     judge_failed = provenance.judge_status.startswith("unavailable")
     needs_review = not gate and (judge_failed or certainty < cal.review_confidence or bool(answer.removed))
     strengths = [r.text for r in results if r.status == "covered"]

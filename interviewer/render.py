@@ -27,6 +27,8 @@ def result(out: Console, r: GradeResult, *, show_reference: bool = True) -> None
         out.print(Text(r.gate.message, style="bold red"))
     if r.removed_text:
         out.print(Text("Ignored text addressed to the grader: " + " | ".join(r.removed_text), style="magenta"))
+    if "retractions_removed" in r.flags:
+        out.print(Text("Claims you took back (“…, or maybe not”) were not counted.", style="magenta"))
     if "repeats_removed" in r.flags:
         out.print(Text("Sentences you said again were counted once.", style="magenta"))
     table = Table(show_header=True, header_style="bold", expand=False)

@@ -46,7 +46,8 @@ class MisconceptionResult(BaseModel):
 
 
 class Gate(BaseModel):
-    code: Literal["empty", "too_short", "too_long", "off_topic", "keyword_list", "restated", "garbled"]
+    code: Literal["empty", "too_short", "too_long", "off_topic", "keyword_list", "restated", "garbled",
+                  "retracted"]
     message: str
 
 
@@ -85,7 +86,8 @@ class GradeResult(BaseModel):
     confidence: float = Field(ge=0, le=1, description="How decisive the key points' credits are, less the "
                                                       "largest disagreement between the two signals")
     gate: Gate | None
-    flags: list[str] = Field(default_factory=list, description="'instructions_removed', 'repeats_removed'")
+    flags: list[str] = Field(default_factory=list, description="'instructions_removed', "
+                             "'retractions_removed', 'repeats_removed'")
     removed_text: list[str] = Field(default_factory=list, description="Text addressed to the grader, ignored")
     strengths: list[str]
     gaps: list[str]

@@ -151,6 +151,34 @@ def without_repeats(text: str) -> tuple[str, list[str]]:
     return ("".join(kept).strip(), repeated) if repeated else (text, [])
 
 
+# A claim taken back in the same breath states nothing: "…, or maybe not.", "… or perhaps the
+# opposite.", or a sentence that only takes back the one before it ("Or maybe not."). An "or not"
+# without a comma or a hedge is left alone: real answers ask "whether it has seeds or not".
+_HEDGE = r"(?:maybe|perhaps|possibly)"
+_TAKEN_BACK = r"(?:not|the\s+opposite|the\s+other\s+way\s+a?round)\W*$"
+_RETRACTION = re.compile(rf"^\W*(?:or\s+(?:{_HEDGE}\s+)?|{_HEDGE}\s+){_TAKEN_BACK}", re.IGNORECASE)
+_RETRACTED = re.compile(rf"(?:,\s*or\s+(?:{_HEDGE}\s+)?|\bor\s+{_HEDGE}\s+){_TAKEN_BACK}", re.IGNORECASE)
+
+
+def without_retractions(text: str) -> tuple[str, list[str]]:
+    """Drop each sentence the answer takes back: one that ends "…, or maybe not", or one followed by
+    a sentence that only takes it back ("Or maybe not."), with that sentence; after a question
+    ("Does attention see order? Perhaps not.") such a sentence answers it and both stay. Hedging
+    every claim this way kept a strong answer's score. Returns (text, the dropped sentences)."""
+    parts = re.split(f"({_PIECE_END})", text) + [""]  # piece, separator, piece, separator, …
+    kept, retracted = [], []
+    for piece, separator in zip(parts[::2], parts[1::2]):
+        answers_question = bool(kept) and kept[-1][0].rstrip().endswith("?")
+        if _RETRACTION.match(piece.strip()) and not answers_question:
+            retracted += [kept.pop()[0].strip()] if kept else []
+            retracted.append(piece.strip())
+        elif _RETRACTED.search(piece.strip()):
+            retracted.append(piece.strip())
+        else:
+            kept.append((piece, separator))
+    return ("".join(p + s for p, s in kept).strip(), retracted) if retracted else (text, [])
+
+
 _SENTENCE_END = r"[.!?](?=\s|$)|\n+"  # a sentence end, not the point inside "0.5" or "10.0.0.0"
 # What separates the items of a list: commas, semicolons, bullets, slashes, dashes, and sentence
 # ends and line breaks ("Word order. Permutation invariance. Sine.": terms dressed as sentences).
@@ -178,9 +206,37 @@ def unframed(text: str) -> str:
     return " ".join(" ".join(s) + "." for s in sents if s) if found else text
 
 
+# Words that say nothing about the term they frame: "It involves word order.", "Permutation invariance
+# plays a role.", "Another factor is relative position." A short sentence with one of them only names
+# its term, however the frames vary from sentence to sentence.
+EMPTY_FRAME_WORDS = frozenset("""matter matters involve involves involved role roles play plays part factor
+    factors aspect aspects thing things something concept concepts idea ideas think consider remember note
+    mention relate relates related important relevant crucial essential central another here too""".split())
+EMPTY_FRAME_MAX_WORDS = 8
+
+
+def _named_term(sentence: str) -> str:
+    """A short sentence with an empty frame word cut down to its other content words (a sentence that
+    is itself a list is left for the list's own test)."""
+    ws = words(sentence)
+    if (len(ws) > EMPTY_FRAME_MAX_WORDS or len(_LIST_ITEM.split(sentence)) > 1
+            or not any(w.lower() in EMPTY_FRAME_WORDS for w in ws)):
+        return sentence
+    return " ".join(w for w in content_words(sentence) if w not in EMPTY_FRAME_WORDS)
+
+
+def without_empty_frames(text: str) -> str:
+    """The text with each short sentence that has an empty frame word cut down to the term it names:
+    "It involves word order. Think of sine waves." → "word order. sine waves."."""
+    sents = [s.strip() for s in re.split(_SENTENCE_END, text) if words(s)]
+    bare = [_named_term(s) for s in sents]
+    return ". ".join(bare) + "." if bare != sents else text
+
+
 def looks_like_keyword_list(text: str) -> bool:
-    """A bare list of terms, or terms each set in one frame: several short items and no real sentence."""
-    text = unframed(text)
+    """A bare list of terms, or terms set in frames that say nothing: several short items and no
+    real sentence."""
+    text = without_empty_frames(unframed(text))
     items = [i.strip() for i in _LIST_ITEM.split(text) if words(i)]
     if len(items) < 4:
         return False

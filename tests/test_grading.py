@@ -64,6 +64,18 @@ def test_saying_the_same_sentences_again_scores_as_saying_them_once(fake_engine)
     assert "said again were counted once" in shown.export_text()
 
 
+def test_claims_taken_back_earn_nothing(fake_engine):
+    strong = ADVERSARIAL["questions"]["Q4"]["strong"]
+    hedged = " ".join(f"{sentence} Or maybe not." for sentence in strong.replace("\n", " ").split(". "))
+    assert fake_engine.grade("Q4", strong).score > 0
+    r = fake_engine.grade("Q4", hedged)
+    assert r.gate is not None and r.gate.code == "retracted" and r.score == 0
+    partial = ADVERSARIAL["questions"]["Q4"]["partial"]
+    taken_back = fake_engine.grade("Q4", f"{partial} Attention sees no order at all, or maybe not.")
+    assert taken_back.flags == ["retractions_removed"]
+    assert taken_back.score == fake_engine.grade("Q4", partial).score
+
+
 def test_words_in_no_meaningful_order_are_gated_where_the_judge_finds_them_garbled(settings):
     """Shuffled, a strong answer's words still match its key points for the embedding (and the
     judge says yes to them too): only how unexpected its wording is gives it away."""

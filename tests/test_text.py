@@ -7,6 +7,8 @@ from interviewer import text
 from .conftest import ADVERSARIAL, EVAL
 
 BASE = "Self-attention mixes information between tokens."
+DEV_ANSWERS = [json.loads(line)["answer"] for name in ("mohler", "saf_en", "scientsbank", "beetle")
+               for line in (EVAL / f"{name}.dev.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("injection", ADVERSARIAL["injections"])
@@ -16,13 +18,7 @@ def test_instructions_to_the_grader_are_removed(injection):
 
 
 def test_no_real_student_answer_is_mistaken_for_an_injection():
-    flagged = []
-    for name in ("mohler", "saf_en", "scientsbank", "beetle"):
-        for line in (EVAL / f"{name}.dev.jsonl").read_text().splitlines():
-            answer = json.loads(line)["answer"]
-            if text.split_injections(answer)[1]:
-                flagged.append(answer)
-    assert flagged == []
+    assert [answer for answer in DEV_ANSWERS if text.split_injections(answer)[1]] == []
 
 
 @pytest.mark.parametrize("qid", list(ADVERSARIAL["questions"]))
@@ -33,6 +29,9 @@ def test_keyword_lists_are_recognised_and_sentences_are_not(qid):
     for frame in ("{}.", "{} matters here.", "It involves {}.", "One key idea is {}, which matters."):
         framed = " ".join(frame.format(term) for term in terms)
         assert text.looks_like_keyword_list(framed), framed
+    varied = ("{} plays a role.", "Think of {}.", "{} is important.", "Another factor is {}.", "Consider {}.")
+    framed = " ".join(varied[i % len(varied)].format(term) for i, term in enumerate(terms))
+    assert text.looks_like_keyword_list(framed), framed
     for kind in ("strong", "paraphrase", "partial", "weak", "correct_sentence"):
         assert not text.looks_like_keyword_list(answers[kind]), kind
 
@@ -63,15 +62,38 @@ def test_restating_the_question_in_other_forms_of_its_words_adds_nothing():
 
 
 def test_real_answers_whose_sentences_share_a_frame_are_not_keyword_lists():
-    framed, listed = [], []
-    for name in ("mohler", "saf_en", "scientsbank", "beetle"):
-        for line in (EVAL / f"{name}.dev.jsonl").read_text().splitlines():
-            answer = json.loads(line)["answer"]
-            if text.unframed(answer) != answer:
-                framed.append(answer)
-                listed += [answer] if text.looks_like_keyword_list(answer) else []
+    framed = [answer for answer in DEV_ANSWERS if text.unframed(answer) != answer]
     assert len(framed) >= 10  # e.g. "When bulb A is out, … When bulb B is out, … When bulb C is out, …"
-    assert listed == []
+    assert [answer for answer in framed if text.looks_like_keyword_list(answer)] == []
+
+
+def test_real_answers_with_short_sentences_in_empty_frames_are_not_keyword_lists():
+    framed = [answer for answer in DEV_ANSWERS if text.without_empty_frames(answer) != answer]
+    assert len(framed) >= 25  # e.g. "Because it is the straightest part."
+    assert [answer for answer in framed if text.looks_like_keyword_list(answer)] == []
+
+
+def test_empty_frames_are_cut_from_short_sentences_only():
+    assert text.without_empty_frames("It involves word order. Sine waves play a role.") == "word order. sine waves."
+    long = "The key and the lock are both part of the circuit that the current flows through."
+    assert text.without_empty_frames(long) == long
+
+
+def test_a_claim_taken_back_is_dropped_with_its_retraction():
+    answer = ("Attention is parallel. Or maybe not. It uses sines, or perhaps the opposite. "
+              "Check whether it has seeds or not. Masks hide the future.")
+    assert text.without_retractions(answer) == (
+        "Check whether it has seeds or not. Masks hide the future.",
+        ["Attention is parallel.", "Or maybe not.", "It uses sines, or perhaps the opposite."])
+    assert text.without_retractions("Maybe not.") == ("", ["Maybe not."])
+    answered = "Does attention see the order of tokens? Perhaps not. Positions are added."
+    assert text.without_retractions(answered) == (answered, [])
+
+
+def test_no_real_answer_is_taken_for_a_retraction():
+    """“Whether it has seeds or not”, “if it will run or not”: an or-not without a comma or a
+    hedge asks a question; it takes nothing back."""
+    assert [answer for answer in DEV_ANSWERS if text.without_retractions(answer)[1]] == []
 
 
 def test_a_frame_is_taken_off_both_ends_of_each_sentence():
