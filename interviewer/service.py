@@ -210,6 +210,10 @@ class Engine:
         flat = [t for group in kp_texts for t in group]
         vectors = self.embedder.embed(segments + [answer] + topic + flat + mis_texts)
         floor = self.embedder.cosine_floor
+
+        def cos(a, b):  # on MiniLM's scale, which the calibration is set on (models.rescale)
+            return models.rescale(a @ b, floor)
+
         seg = vectors[: len(segments)]
         whole = vectors[len(segments)]
         offset = len(segments) + 1
@@ -220,7 +224,7 @@ class Engine:
         kp_sim, kp_best, kp_negation_differs, start = [], [], [], 0
         for group in kp_texts:
             # per segment, its best over the point's phrasings
-            best = models.rescale(seg @ kp_v[start: start + len(group)].T, floor).max(axis=1)
+            best = cos(seg, kp_v[start: start + len(group)].T).max(axis=1)
             start += len(group)
             kp_sim.append(float(best.max()))
             kp_best.append(int(np.argmax(best[:n_real])))
@@ -228,14 +232,14 @@ class Engine:
             kp_negation_differs.append(all(closest != text.negations(p) for p in group))
         mis_sim, mis_best = [], []
         for vec in mis_v:
-            sims = models.rescale(seg @ vec, floor)
+            sims = cos(seg, vec)
             mis_best.append(int(np.argmax(sims[:n_real])))
             mis_sim.append(float(sims.max()))
-        topic_sim = float(max(np.max(models.rescale(seg @ topic_v.T, floor)), max(kp_sim, default=0.0)))
+        topic_sim = float(max(np.max(cos(seg, topic_v.T)), max(kp_sim, default=0.0)))
         return grading.EmbeddingSignals(
             segments=segments, kp_sim=kp_sim, kp_best=kp_best, kp_negation_differs=kp_negation_differs,
             mis_sim=mis_sim, mis_best=mis_best,
-            topic_sim=topic_sim, question_sim=float(models.rescale(whole @ topic_v[0], floor)),
+            topic_sim=topic_sim, question_sim=float(cos(whole, topic_v[0])),
         )
 
     def judge_questions(self, qr: QuestionRubric) -> list[str]:
