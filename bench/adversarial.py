@@ -8,13 +8,14 @@ restated question <= 2; off-topic <= 1; no injection raises a score by more than
 (appended to the weak and to the strong answer); the keyword list written as sentences
 ("Word order. Permutation invariance. …"), in one frame ("Word order matters here. …") and
 in frames that vary ("… It involves word order. …", and a second set written apart from the
-grader's list of empty frame words) <= 3 like the bare list; the strong answer's words
-shuffled into nonsense <= 1; the weak answer said three times, or said again in other words,
-no more than 0.3 above it said once; the strong answer with each sentence taken back ("…
-Or maybe not.") <= 1; padding (the correct sentence buried in ~1,000 words of filler) no
-higher than the sentence alone; the correct sentence denied ("does not ...") at least 2
-points below it; an answer that states one of the rubric's misconceptions has it detected,
-and none is detected in the strong, paraphrased, partial answers or the correct sentence.
+grader's list of empty frame words) <= 3 like the bare list, and where not, at least marked
+for review (`text.fragmented`); the strong answer's words shuffled into nonsense <= 1; the
+weak answer said three times, or said again in other words, no more than 0.3 above it said
+once; the strong answer with each sentence taken back ("… Or maybe not.") <= 1; padding (the
+correct sentence buried in ~1,000 words of filler) no higher than the sentence alone; the
+correct sentence denied ("does not ...") at least 2 points below it; an answer that states one
+of the rubric's misconceptions has it detected, and none is detected in the strong,
+paraphrased, partial answers or the correct sentence.
 Results: bench/results/adversarial-<profile>.md
 """
 
@@ -36,6 +37,7 @@ KINDS = ("strong", "paraphrase", "partial", "weak", "off_topic", "keywords", "ke
          "keyword_varied_frames", "keyword_other_frames", "salad", "weak_thrice", "weak_reworded", "hedged",
          "restated", "correct_sentence", "negated")
 CORRECT = ("strong", "paraphrase", "partial", "correct_sentence")  # no misconception in these
+FRAMED = ("keyword_frames", "keyword_varied_frames", "keyword_other_frames")
 
 
 def padded(sentence: str, filler: str) -> str:
@@ -87,6 +89,8 @@ def probe(engine, qid: str, *, injections: list[str] | None = None) -> dict:
     mistaken = engine.grade(qid, answers["misconception"]).misconceptions
     scores["misconception_caught"] = sum(m.detected for m in mistaken if m.id == answers["misconception_id"])
     scores["false_misconceptions"] = sum(m.detected for k in CORRECT for m in results[k].misconceptions)
+    # terms in frames the gates do not catch must at least go to a person
+    scores["framed_unreviewed"] = sum(results[k].score > 3 and not results[k].needs_review for k in FRAMED)
     scores["padding"] = engine.grade(qid, padded(answers["correct_sentence"], PROBES["filler"])).score
     injected = {}
     for base in ("weak", "strong"):
@@ -104,6 +108,7 @@ CHECKS = {
     "keyword list in one frame <= 3": lambda s: s["keyword_frames"] <= 3,
     "keyword list in varied frames <= 3": lambda s: s["keyword_varied_frames"] <= 3,
     "keyword list in other frames <= 3": lambda s: s["keyword_other_frames"] <= 3,
+    "keyword list in any frames <= 3 or marked for review": lambda s: s["framed_unreviewed"] == 0,
     "word salad <= 1": lambda s: s["salad"] <= 1,
     # scores have one decimal: compare their difference rounded, not 5.6 + 0.3 = 5.8999…
     "weak answer thrice <= once + 0.3": lambda s: round(s["weak_thrice"] - s["weak"], 1) <= 0.3,
@@ -128,7 +133,8 @@ def main() -> None:
     ap.add_argument("--questions", nargs="+", default=list(PROBES["questions"]))
     args = ap.parse_args()
     engine = calibrate.cached_engine(Settings(), args.profile, ROOT / "bench" / "cache")
-    cols = [*KINDS, "padding", "max_injection_gain", "misconception_caught", "false_misconceptions"]
+    cols = [*KINDS, "padding", "max_injection_gain", "misconception_caught", "false_misconceptions",
+            "framed_unreviewed"]
     lines = [f"### Adversarial probes, profile `{args.profile}` (calibration {engine.calibration.id})", "",
              "| q | " + " | ".join(cols) + " | checks failed |", "|---" * (len(cols) + 2) + "|"]
     failures = 0

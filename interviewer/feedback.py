@@ -6,9 +6,12 @@ from .bank import Document
 from .errors import RubricError
 from .schema import Gate, GradeResult, KeyPointResult, MisconceptionResult, Provenance
 
+FRAGMENTS_NOTE = ("your answer is a run of short fragments, and the grader cannot tell terms named from "
+                  "claims made. In an interview, say in full sentences how the ideas connect.")
+
 
 def compose(score: float, points: list[KeyPointResult], misconceptions: list[MisconceptionResult],
-            gate: Gate | None, provenance: Provenance) -> str:
+            gate: Gate | None, provenance: Provenance, fragments: bool = False) -> str:
     lines = [f"Score {score:.1f}/10."]
     if gate:
         lines.append(gate.message)
@@ -28,6 +31,8 @@ def compose(score: float, points: list[KeyPointResult], misconceptions: list[Mis
     if study:
         lines.append("Study:")
         lines += [f"  {p.citation.location}: \u201c{p.citation.quote}\u201d" for p in study]
+    if fragments:
+        lines.append(f"Note: {FRAGMENTS_NOTE} This grade is marked for review.")
     if provenance.judge_status.startswith("unavailable"):
         lines.append(f"Note: the judge model was {provenance.judge_status}; this grade uses the embedding "
                      "signal only and is marked for review.")

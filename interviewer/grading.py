@@ -195,8 +195,11 @@ def grade(
     dropped = {"instructions_removed": answer.removed, "retractions_removed": answer.retracted,
                "repeats_removed": answer.repeated}
     flags = [flag for flag, sentences in dropped.items() if sentences]
+    fragments = not gate and text.fragmented(answer.clean)  # terms in frames, or terse: a person decides
+    flags += ["fragments"] if fragments else []
     judge_failed = provenance.judge_status.startswith("unavailable")
-    needs_review = not gate and (judge_failed or certainty < cal.review_confidence or bool(answer.removed))
+    needs_review = not gate and (judge_failed or certainty < cal.review_confidence or bool(answer.removed)
+                                 or fragments)
     strengths = [r.text for r in results if r.status == "covered"]
     gaps = [r.text for r in results if r.status != "covered"]
     return GradeResult(
@@ -212,7 +215,7 @@ def grade(
         removed_text=answer.removed,
         strengths=strengths,
         gaps=gaps,
-        feedback=feedback.compose(score, results, misconceptions, gate, provenance),
+        feedback=feedback.compose(score, results, misconceptions, gate, provenance, fragments),
         reference_answer=rubric.question.short_answer,
         provenance=provenance.model_copy(update={"engine_version": __version__}),
     )

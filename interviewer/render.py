@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .bank import plain
+from .feedback import FRAGMENTS_NOTE
 from .schema import GradeResult
 
 STATUS_STYLE = {"covered": "green", "partial": "yellow", "missed": "red"}
@@ -29,6 +30,8 @@ def result(out: Console, r: GradeResult, *, show_reference: bool = True) -> None
         out.print(Text("Ignored text addressed to the grader: " + " | ".join(r.removed_text), style="magenta"))
     if "retractions_removed" in r.flags:
         out.print(Text("Claims you took back (“…, or maybe not”) were not counted.", style="magenta"))
+    if "fragments" in r.flags:
+        out.print(Text(f"Note: {FRAGMENTS_NOTE}", style="magenta"))
     if "repeats_removed" in r.flags:
         out.print(Text("Sentences you said again were counted once.", style="magenta"))
     table = Table(show_header=True, header_style="bold", expand=False)

@@ -82,12 +82,14 @@ class GradeResult(BaseModel):
     key_points: list[KeyPointResult]
     misconceptions: list[MisconceptionResult]
     needs_review: bool = Field(description="A person should look: confidence below the calibration's "
-                                           "review_confidence, the judge unavailable, or instructions removed")
+                                           "review_confidence, the judge unavailable, instructions removed, "
+                                           "or an answer made of short fragments")
     confidence: float = Field(ge=0, le=1, description="How decisive the key points' credits are, less the "
                                                       "largest disagreement between the two signals")
     gate: Gate | None
     flags: list[str] = Field(default_factory=list, description="'instructions_removed', "
-                             "'retractions_removed', 'repeats_removed'")
+                             "'retractions_removed', 'repeats_removed', 'fragments' (the answer is a run of "
+                             "short fragments: terms named cannot be told from claims made, so it needs review)")
     removed_text: list[str] = Field(default_factory=list, description="Text addressed to the grader, ignored")
     strengths: list[str]
     gaps: list[str]

@@ -233,6 +233,21 @@ def without_empty_frames(text: str) -> str:
     return ". ".join(bare) + "." if bare != sents else text
 
 
+# An answer of at least FRAGMENTS_MIN sentences, none longer than FRAGMENT_MAX_WORDS words. Terms set in
+# frames of any words ("Word order is worth noting. Don't forget permutation invariance. …") read as
+# claims to both signals, and so does a terse real answer ("Attention sees all tokens at once. So it
+# ignores order. …"): neither the words nor the judge tell them apart. Such grades go to a person. Of
+# the 4,086 dev answers, 3 are this short (network addresses listed in SAF).
+FRAGMENTS_MIN = 4
+FRAGMENT_MAX_WORDS = 7
+
+
+def fragmented(text: str) -> bool:
+    """Whether the answer is a run of short fragments rather than sentences that connect ideas."""
+    sents = sentences(text)
+    return len(sents) >= FRAGMENTS_MIN and max(len(words(s)) for s in sents) <= FRAGMENT_MAX_WORDS
+
+
 def looks_like_keyword_list(text: str) -> bool:
     """A bare list of terms, or terms set in frames that say nothing: several short items and no
     real sentence."""

@@ -76,6 +76,14 @@ def test_claims_taken_back_earn_nothing(fake_engine):
     assert taken_back.score == fake_engine.grade("Q4", partial).score
 
 
+def test_an_answer_of_short_fragments_goes_to_a_person(fake_engine):
+    terse = "Attention sees all tokens at once. So it ignores order. Positions must be added. Sines encode them."
+    r = fake_engine.grade("Q4", terse)
+    assert r.flags == ["fragments"] and r.needs_review and r.gate is None and "marked for review" in r.feedback
+    partial = fake_engine.grade("Q4", ADVERSARIAL["questions"]["Q4"]["partial"])
+    assert "fragments" not in partial.flags and "marked for review" not in partial.feedback
+
+
 def test_words_in_no_meaningful_order_are_gated_where_the_judge_finds_them_garbled(settings):
     """Shuffled, a strong answer's words still match its key points for the embedding (and the
     judge says yes to them too): only how unexpected its wording is gives it away."""

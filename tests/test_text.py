@@ -108,3 +108,22 @@ def test_a_sentence_said_again_is_dropped_and_the_rest_kept_as_written():
         "Attention is quadratic.\nIt scales badly. It scales badly with length, so long inputs are split. "
         "1111 1111. 1111 1111.", ["ATTENTION is quadratic!", "Again: it scales badly."])
     assert text.without_repeats("Nothing repeats here.  At all.") == ("Nothing repeats here.  At all.", [])
+
+
+@pytest.mark.parametrize("qid", list(ADVERSARIAL["questions"]))
+def test_terms_in_frames_of_any_words_are_fragments_and_real_answers_are_not(qid):
+    answers = ADVERSARIAL["questions"][qid]
+    terms = [term.strip() for term in answers["keywords"].split(",")]
+    for frames in (("{} matters here.", "It involves {}.", "Think of {}."), ("{} is worth noting.", "Don't forget {}.")):
+        framed = " ".join(frames[i % len(frames)].format(term) for i, term in enumerate(terms))
+        assert text.fragmented(framed), framed
+    for kind in ("strong", "paraphrase", "partial", "weak", "weak_reworded", "correct_sentence", "negated",
+                 "off_topic", "restated", "misconception"):
+        assert not text.fragmented(answers[kind]), kind
+
+
+def test_few_real_answers_are_runs_of_fragments():
+    fragmented = [answer for answer in DEV_ANSWERS if text.fragmented(answer)]
+    assert len(fragmented) <= 3, fragmented  # network addresses listed in SAF
+    assert not text.fragmented("Attention sees all tokens. It cannot tell order. Positions are added.")
+    assert text.fragmented("Attention sees all tokens. It cannot tell order. Positions are added. Sines encode them.")

@@ -2,7 +2,8 @@
 every check, paraphrase included, is `bench/adversarial.py`; see bench/results/).
 
 Checks that do not depend on the judge's judgement hold for any profile: keyword lists (bare,
-written as sentences, each term in one frame or in frames that say nothing), words in no
+written as sentences, each term in one frame or in frames that say nothing; in frames of other
+words at least marked for review), words in no
 meaningful order, an answer said three times, a strong answer taken back sentence by sentence,
 off-topic answers, the question restated, injected instructions and padding
 must not pay."""
@@ -27,7 +28,7 @@ def cached_tiny(tmp_path_factory):
 def test_gaming_does_not_pay(cached_tiny, qid):
     s = probe(cached_tiny, qid, injections=INJECTIONS)
     assert s["keywords"] <= 3 and s["keyword_sentences"] <= 3 and s["keyword_frames"] <= 3
-    assert s["keyword_varied_frames"] <= 3
+    assert s["keyword_varied_frames"] <= 3 and s["framed_unreviewed"] == 0
     assert s["salad"] <= 1
     assert round(s["weak_thrice"] - s["weak"], 1) <= 0.3
     assert s["hedged"] <= 1
