@@ -10,6 +10,14 @@ FRAGMENTS_NOTE = ("your answer is a run of short fragments, and the grader canno
                   "claims made. In an interview, say in full sentences how the ideas connect.")
 
 
+def judge_note(provenance: Provenance) -> str | None:
+    """What to tell the reader when the judge could not run (the grade then rests on the embedding)."""
+    if not provenance.judge_status.startswith("unavailable"):
+        return None
+    return (f"the judge model was {provenance.judge_status}; this grade uses the embedding signal only and "
+            "is marked for review.")
+
+
 def compose(score: float, points: list[KeyPointResult], misconceptions: list[MisconceptionResult],
             gate: Gate | None, provenance: Provenance, fragments: bool = False) -> str:
     lines = [f"Score {score:.1f}/10."]
@@ -33,9 +41,8 @@ def compose(score: float, points: list[KeyPointResult], misconceptions: list[Mis
         lines += [f"  {p.citation.location}: \u201c{p.citation.quote}\u201d" for p in study]
     if fragments:
         lines.append(f"Note: {FRAGMENTS_NOTE} This grade is marked for review.")
-    if provenance.judge_status.startswith("unavailable"):
-        lines.append(f"Note: the judge model was {provenance.judge_status}; this grade uses the embedding "
-                     "signal only and is marked for review.")
+    if note := judge_note(provenance):
+        lines.append(f"Note: {note}")
     return "\n".join(lines)
 
 

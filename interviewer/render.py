@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .bank import plain
-from .feedback import FRAGMENTS_NOTE
+from .feedback import FRAGMENTS_NOTE, judge_note
 from .schema import GradeResult
 
 STATUS_STYLE = {"covered": "green", "partial": "yellow", "missed": "red"}
@@ -26,6 +26,8 @@ def result(out: Console, r: GradeResult, *, show_reference: bool = True) -> None
     out.print(head)
     if r.gate:
         out.print(Text(r.gate.message, style="bold red"))
+    if note := judge_note(r.provenance):
+        out.print(Text(f"Note: {note}", style="magenta"))
     if r.removed_text:
         out.print(Text("Ignored text addressed to the grader: " + " | ".join(r.removed_text), style="magenta"))
     if "retractions_removed" in r.flags:
@@ -37,9 +39,13 @@ def result(out: Console, r: GradeResult, *, show_reference: bool = True) -> None
     table = Table(show_header=True, header_style="bold", expand=False)
     table.add_column("key point", overflow="fold", ratio=3)
     table.add_column("status", no_wrap=True)
+    table.add_column("credit", justify="right", no_wrap=True)  # what the point adds to the score
     table.add_column("your words", overflow="fold", ratio=2)
     for kp in r.key_points:
-        table.add_row(kp.text, Text(kp.status, style=STATUS_STYLE[kp.status]), kp.evidence or "—")
+        point = Text(kp.text)
+        if kp.weight != 1:
+            point.append(f" (weight {kp.weight:g})", style="dim")
+        table.add_row(point, Text(kp.status, style=STATUS_STYLE[kp.status]), f"{kp.credit:.0%}", kp.evidence or "—")
     out.print(table)
     for m in r.misconceptions:
         if m.detected:

@@ -64,6 +64,24 @@ def test_saying_the_same_sentences_again_scores_as_saying_them_once(fake_engine)
     assert "said again were counted once" in shown.export_text()
 
 
+def test_the_table_shows_what_the_score_is_made_of(fake_engine):
+    from rich.console import Console
+
+    from interviewer import render
+
+    r = fake_engine.grade("Q1", ADVERSARIAL["questions"]["Q1"]["partial"])
+    shown = Console(record=True, width=200)
+    render.result(shown, r)
+    rows = [line for line in shown.export_text().splitlines() if line.startswith("│")]
+    for kp, row in zip(r.key_points, rows, strict=True):  # the rubric's points are one line each here
+        assert kp.text in row and f" {kp.credit:.0%} " in row
+        assert ("(weight" in row) == (kp.weight != 1)
+    weights = [kp.weight for kp in r.key_points]
+    mean = sum(kp.weight * kp.credit for kp in r.key_points) / sum(weights)
+    assert 2.0 in weights and 0.5 in weights
+    assert r.score == pytest.approx(10 * mean ** fake_engine.calibration.score_exponent, abs=0.05)
+
+
 def test_claims_taken_back_earn_nothing(fake_engine):
     strong = ADVERSARIAL["questions"]["Q4"]["strong"]
     hedged = " ".join(f"{sentence} Or maybe not." for sentence in strong.replace("\n", " ").split(". "))
@@ -169,6 +187,19 @@ def test_judge_failure_falls_back_to_embeddings_and_says_so(settings):
     assert r.provenance.judge_status.startswith("unavailable")
     assert r.provenance.signals == ["embedding"] and r.needs_review
     assert r.score > 0 and "embedding signal only" in r.feedback
+    from rich.console import Console
+
+    from interviewer import render
+
+    def shown(result) -> str:
+        console = Console(record=True, width=200)
+        render.result(console, result)
+        return console.export_text()
+
+    # said where it is read, not only in the dim provenance line at the bottom
+    assert "Note: the judge model was unavailable" in shown(r)
+    ok = Engine(settings, profile="tiny", embedder=HashingEmbedder(), judge=KeywordJudge()).grade("Q1", STRONG)
+    assert ok.provenance.judge_status == "ok" and "Note:" not in shown(ok)
 
 
 def test_missing_judge_model_is_reported_not_crashed(settings, tmp_path):
