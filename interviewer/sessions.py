@@ -146,8 +146,8 @@ class Interviews:
             ids = self._ordered(list(doc.questions), order, candidate, doc.path.name, seed)
         if n_questions is not None:
             if not 1 <= n_questions <= len(ids):
-                raise InputError(f"n_questions must be between 1 and {len(ids)} for {doc.path.name}, "
-                                 f"not {n_questions}")
+                among = "the questions listed" if questions is not None else doc.path.name
+                raise InputError(f"n_questions must be between 1 and {len(ids)} for {among}, not {n_questions}")
             ids = ids[:n_questions]
         token = secrets.token_urlsafe(32)
         session = SessionRecord(id=secrets.token_hex(8), token_sha256=_hash(token), candidate=candidate,

@@ -3,11 +3,15 @@ and standard models run in the default suite too (marked `real` / `standard`).""
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 
+from interviewer.api.app import create_app
 from interviewer.config import DEFAULT_DOC, Settings
 from interviewer.embed import HashingEmbedder
 from interviewer.judge import KeywordJudge
@@ -49,3 +53,25 @@ def standard_engine() -> Engine:
 @pytest.fixture(scope="session")
 def seed_doc() -> Path:
     return DEFAULT_DOC
+
+
+@contextmanager
+def serving(settings, engine, **updates):
+    """A started app (lifespan run) whose models are loaded and test grading passed."""
+    settings = settings.model_copy(update=updates)
+    with TestClient(create_app(settings, engine=engine)) as client:
+        wait_ready(client)
+        yield client
+
+
+def wait_ready(client, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, client.get("/readyz").json()
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def client(settings, fake_engine):
+    with serving(settings, fake_engine) as c:
+        yield c

@@ -39,6 +39,12 @@ def test_create_rejects_bad_requests(interviews, kwargs, error):
         interviews.create(**kwargs)
 
 
+def test_more_questions_than_listed_says_so(interviews):
+    with pytest.raises(InputError, match="between 1 and 1 for the questions listed, not 3"):
+        interviews.create(questions=["Q1"], n_questions=3)
+    assert interviews.create(questions=["Q2", "Q1"], n_questions=1)[0].question_ids == ["Q2"]
+
+
 def test_weakest_first_puts_unanswered_then_lowest_scores_first(interviews):
     s, _ = interviews.create(questions=["Q1", "Q2", "Q3"], candidate="ada")
     interviews.answer(s.id, STRONG["Q1"])  # high

@@ -80,6 +80,7 @@ DOMAIN = [
 ]
 
 ERROR_RESPONSES = {status: {"model": ErrorBody, "description": text} for status, text in [
+    (400, "A body that cannot be parsed (not JSON, broken multipart data)"),
     (404, "Unknown id, or a token that is not this session's"),
     (409, "Wrong state, e.g. answering a finished session"),
     (413, "Body too large"),

@@ -20,7 +20,9 @@ def _printable(value: str) -> str:
 
 
 Candidate = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-                      AfterValidator(_printable), Field(description="Who answers; keys the history", examples=["ada"])]
+                      AfterValidator(_printable),
+                      Field(description="Who answers; keys the history (no control characters)", examples=["ada"],
+                            json_schema_extra={"pattern": r"^[^\u0000-\u001f]+$"})]
 QuestionId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.-]{1,32}$"),
                        Field(examples=["Q1"])]
 DocumentName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,100}$"),
@@ -41,8 +43,10 @@ class CreateSession(BaseModel):
     n_questions: int | None = Field(None, ge=1, le=1000, description="Default: every question")
     order: Order = Field("document", description="document, random, or weakest (from the candidate's history)")
     candidate: Candidate | None = None
-    questions: list[QuestionId] | None = Field(None, max_length=1000,
-                                               description="Ask exactly these, in this order (overrides order)")
+    questions: list[QuestionId] | None = Field(None, min_length=1, max_length=1000,
+                                               json_schema_extra={"uniqueItems": True},
+                                               description="Ask exactly these, each once, in this order "
+                                                           "(overrides order)")
     seed: int | None = Field(None, description="Seed for order=random, for a repeatable order")
 
 
