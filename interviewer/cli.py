@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .errors import InterviewerError
+from .errors import InterviewerError, ModelUnavailable
 
 app = typer.Typer(
     help="Local-first mock interviewer: practise technical questions and get graded, cited feedback.\n\n"
@@ -120,6 +120,12 @@ def _grade_batch(answers: Path, out: Optional[Path], report: Optional[Path], fmt
         if job.pending:
             typer.echo(f"loading the {engine.profile_name} models…", err=True)
             engine.load(with_judge=use_judge)
+            if use_judge:
+                try:
+                    engine.require_judge()
+                except ModelUnavailable as exc:
+                    _fail(f"{exc}\nNothing was graded. Fix the model, or add --no-judge to grade on the embedding "
+                          "signal only.")
             with batch.Progress(len(job.pending)) as progress:
                 for _ in job.run():
                     progress.advance()

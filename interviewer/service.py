@@ -100,6 +100,15 @@ class Engine:
                     self._judge_error = str(exc)
         return self._judge
 
+    def require_judge(self, *, load: bool = True) -> None:
+        """Raise ModelUnavailable, saying why, where the judge cannot run: for work whose results are
+        kept as final (a batch), where a fall-back to the embedding alone would not be seen in time.
+        `load=False`: only where loading it has failed already (never waits for a load)."""
+        if load:
+            self.judge()
+        if self._judge_error is not None:
+            raise ModelUnavailable(f"the judge model cannot run: {self._judge_error}")
+
     def load(self, *, with_judge: bool = True) -> None:
         """Load the models now, both at once (a server does this at start-up)."""
         def load_judge():

@@ -422,6 +422,21 @@ def test_bad_batch_uploads(client):
     assert_error(client.get("/batch-jobs/a%00b"), 422, "validation_error", "job_id")
 
 
+def test_a_batch_job_needing_a_judge_that_cannot_run_is_refused(settings, tmp_path):
+    broken = Engine(settings.model_copy(update={"judge_path": tmp_path / "missing.gguf"}), profile="tiny",
+                    embedder=HashingEmbedder())
+    upload = {"file": ("a.jsonl", json.dumps({"id": "1", "question": "Q1", "answer": STRONG["Q1"]}).encode())}
+    with TestClient(create_app(settings, engine=broken)) as client:
+        deadline = time.monotonic() + 10
+        while client.get("/readyz").json()["error"]["details"]["status"] == "loading":  # the load fails
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        err = assert_error(client.post("/batch-jobs", files=upload), 503, "model_unavailable")
+        assert "not found" in err["message"] and "use_judge=false" in err["message"]
+        r = client.post("/batch-jobs", files=upload, data={"use_judge": "false"})
+        assert r.status_code == 202, r.text
+
+
 def test_an_unfinished_batch_job_resumes_after_a_restart(settings, fake_engine):
     store = Store.for_settings(settings)
     jobs = BatchJobs(fake_engine, store, GradingPool(1, 0))  # created, never run: the server "died"

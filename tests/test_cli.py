@@ -46,6 +46,20 @@ def test_unknown_question_is_a_clear_error():
     assert out.returncode == 2 and "no question 'Q77'" in out.stderr
 
 
+@pytest.mark.real
+def test_a_batch_does_not_start_without_the_judge_it_asks_for(tmp_path):
+    rows = tmp_path / "answers.jsonl"
+    rows.write_text(json.dumps({"id": "a", "question": "Q1", "answer": "Attention weighs tokens by relevance."}) + "\n")
+    broken = {"INTERVIEWER_JUDGE_PATH": str(tmp_path / "missing.gguf")}
+    out = run("grade", str(rows), "--profile", "tiny", env=broken)
+    assert out.returncode == 2 and "judge model cannot run" in out.stderr and "--no-judge" in out.stderr
+    results = tmp_path / "answers.results.jsonl"
+    assert not results.exists() or results.read_text() == ""  # nothing stored that would be resumed as final
+    out = run("grade", str(rows), "--profile", "tiny", "--no-judge", env=broken)
+    assert out.returncode == 0, out.stderr
+    assert [json.loads(line)["status"] for line in results.read_text().splitlines()] == ["graded"]
+
+
 def test_corrupt_model_names_the_fix(tmp_path):
     bad = tmp_path / "judge.gguf"
     bad.write_bytes(b"not a model")

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from .. import batch
-from ..errors import InputError, InterviewerError
+from ..errors import InputError, InterviewerError, ModelUnavailable
 from ..service import Engine
 from ..sessions import storable
 from ..store import JobRecord, Store
@@ -67,6 +67,11 @@ class BatchJobs:
 
     def create(self, data: bytes, filename: str, document: Path, *, fmt: str | None = None,
                use_judge: bool = True) -> JobRecord:
+        if use_judge:  # without the judge its rows would be stored as final grades from the embedding alone
+            try:
+                self.engine.require_judge(load=False)  # a request does not wait for a load
+            except ModelUnavailable as exc:
+                raise ModelUnavailable(f"{exc}; send use_judge=false to grade on the embedding signal only") from exc
         filename = storable(Path(filename).name)[:200] or "upload"
         rows = parse(data, filename, fmt)
         job = JobRecord(id=secrets.token_urlsafe(12), document_path=str(document), filename=filename,
