@@ -20,7 +20,7 @@ import numpy as np
 
 from . import grading
 from .calibration import Calibration, Fusion, judge_evidence
-from .errors import InputError
+from .errors import InputError, ModelUnavailable
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,9 @@ def measure(engine, rows: list[dict], doc: Path, *, use_judge: bool = True, prog
             gate = grading.similarity_gate(qr, prepared.clean, emb, engine.calibration, topic)
         judge = None
         if use_judge and emb is not None:
-            signals, _ = engine.judge_signals(qr, prepared.clean, emb, every_point=True)
+            signals, status = engine.judge_signals(qr, prepared.clean, emb, every_point=True)
+            if status.startswith("unavailable"):  # a fit or a figure on the embedding alone would pass for both
+                raise ModelUnavailable(f"the judge could not run on {doc.name} {row['doc_question']}: {status}")
             if signals is not None:
                 judge = tuple(judge_evidence(*kp) for kp in signals.key_points)
                 gate = gate or grading.wording_gate(prepared.clean, signals, engine.calibration)

@@ -183,6 +183,22 @@ def test_bad_labelled_rows_name_the_line(tmp_path):
         calibrate.read_rows(path)
 
 
+def test_a_fit_stops_when_the_judge_cannot_run(settings):
+    from interviewer.embed import HashingEmbedder
+    from interviewer.errors import ModelUnavailable
+    from interviewer.judge import KeywordJudge
+    from interviewer.service import Engine
+
+    rows = calibrate.stratified(calibrate.read_rows(EVAL / "mohler.dev.jsonl"), 5)
+    working = Engine(settings, profile="tiny", embedder=HashingEmbedder(), judge=KeywordJudge())
+    judged = [s.judge for s in calibrate.measure(working, rows, EVAL / "mohler.dev.md") if not s.gate]
+    assert judged and all(judged)
+    broken = Engine(settings, profile="tiny", embedder=HashingEmbedder(), judge=KeywordJudge(fail=True))
+    with pytest.raises(ModelUnavailable, match="judge could not run on mohler.dev.md"):
+        calibrate.measure(broken, rows, EVAL / "mohler.dev.md")  # not a fit on the embedding alone
+    assert calibrate.measure(broken, rows, EVAL / "mohler.dev.md", use_judge=False)
+
+
 @pytest.mark.real
 def test_calibrate_command_writes_a_file(tmp_path):
     import subprocess
