@@ -55,6 +55,12 @@ def interviews(fake_engine, settings):
     store.close()
 
 
+def test_a_session_of_one_question_says_so(interviews):
+    out = plain_console()
+    practice.Practice(interviews, out, io.StringIO(":quit\n")).run(count=1)
+    assert "(1 question, document order)" in out.file.getvalue()
+
+
 def test_a_whole_session_with_fakes(interviews):
     out = plain_console()
     stream = io.StringIO(":help\n:hint\n:hint\n:repeat\n" + STRONG["Q1"] + "\n\n" + ":skip\n" + ":what\n:quit\n")
@@ -62,6 +68,7 @@ def test_a_whole_session_with_fakes(interviews):
     report = session.run(count=3, candidate="ada")
     text = out.file.getvalue()
     assert text.count("Question 1/3 · Q1") == 2  # asked, then repeated
+    assert "(3 questions, document order, candidate ada)" in text
     assert "Hint 1/" in text and "Hint 2/" in text and "it starts “" in text
     assert "Score " in text and "key point" in text and "Reference answer:" in text
     assert "Skipped." in text and "Unknown command :what" in text and "Question 3/3 · Q3" in text
