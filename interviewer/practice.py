@@ -108,7 +108,8 @@ class Practice:
         self.session_id, self.document = session.id, doc.path
         threading.Thread(target=self._warm_up, daemon=True).start()  # load models while the user types
         out = self.out
-        out.print(Text.assemble(("Practice: ", "bold"), doc.title, f"  ({session.total} question{'s' if session.total != 1 else ''}, {order} order"
+        questions = "1 question" if session.total == 1 else f"{session.total} questions"
+        out.print(Text.assemble(("Practice: ", "bold"), doc.title, f"  ({questions}, {order} order"
                                 + (f", candidate {candidate}" if candidate else "") + ")"))
         out.print(Text(INSTRUCTIONS, style="dim"))
         try:
