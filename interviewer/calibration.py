@@ -10,6 +10,10 @@ and the score is 10 x (weighted mean credit) ** `score_exponent`. Teachers give 
 marks for the core of an answer, so half the credit is worth more than half the marks; the
 exponent (at most 1) maps the credits onto their scale without reordering any two answers.
 
+s is measured after a share `question_projection` of each vector's component along the
+question's own vector is taken off: an answer does not earn a point for being about what the
+question is about. That share is set by hand, not fitted: it changes what is measured.
+
 `embedding_only` is used when the judge is off or fails, and for a point the answer states
 nearly word for word (s >= `judge_skip_similarity`): there the judge is not asked, which on
 the dev data is both faster and closer to the teachers. `judge_only` only measures how far the
@@ -62,6 +66,7 @@ class Calibration:
     review_confidence: float = 0.1  # a grade less confident than this needs review (grading.confidence)
     garbled_surprisal: float | None = None  # the answer's surprisal (nats/token) from which it is garbled
     judge_skip_similarity: float | None = None  # cosine from which the embedding alone decides a point
+    question_projection: float = 0.0  # share of the question's direction taken off before key-point cosines
     score_exponent: float = 1.0  # score = 10 x (weighted mean credit) ** score_exponent
     source: str = "built-in defaults"
     fitted_on: dict = field(default_factory=dict)
@@ -71,13 +76,16 @@ class Calibration:
         """Whether a key point whose best-matching answer segment has cosine `sim` needs the judge.
         `negation_differs`: that segment has another number of negations than every phrasing of the
         point ("…is not…" against "…is…"). The embedding barely sees a negation, so the judge is
-        asked whatever the cosine."""
+        asked whatever the cosine, and where the cosine alone would decide, the judge does instead
+        (unless the calibration gives the judge no weight, as where it carries no signal)."""
         return negation_differs or self.judge_skip_similarity is None or sim < self.judge_skip_similarity
 
     def credit(self, sim: float, judge: float | None, negation_differs: bool = False) -> float:
         """A key point's credit from its cosine and its judge evidence (None: not judged)."""
         if judge is None or not self.asks_judge(sim, negation_differs):
             return self.embedding_only.credit(sim)
+        if self.full.w_judge and not self.asks_judge(sim):  # worded as the point but for a negation:
+            return self.judge_only.credit(0.0, judge)  # the cosine cannot tell a claim from its denial
         return self.full.credit(sim, judge)
 
     def score(self, coverage: float) -> float:

@@ -60,6 +60,7 @@ class EmbeddingSignals:
     mis_best: list[int]
     topic_sim: float  # best cosine of the answer with the question, reference or any key point
     question_sim: float  # cosine of the whole answer with the question
+    point_sim: float  # best cosine of the answer with any key point, the question's direction kept
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def similarity_gate(rubric: QuestionRubric, answer: str, emb: EmbeddingSignals, 
     # it than to any key point (short correct answers often reuse the question's words).
     question = rubric.question.title
     reference = " ".join([rubric.question.short_answer] + [kp.text for kp in rubric.key_points])
-    best_point = max(emb.kp_sim, default=0.0)
+    best_point = emb.point_sim
     closer_to_question = emb.question_sim - best_point >= cal.restated_margin
     if emb.question_sim >= cal.restated_similarity and best_point < STATES_KEY_POINT and (
             not text.novel_words(answer, f"{question} {topic}")

@@ -27,7 +27,8 @@ class KeyPointResult(BaseModel):
     status: Status
     credit: float = Field(description="Calibrated probability that the point is covered (0-1)")
     evidence: str | None = Field(description="The candidate's sentence that best matches the point")
-    similarity: float = Field(description="Embedding cosine between the point and the evidence")
+    similarity: float = Field(description="Embedding cosine between the point and the evidence, after the "
+                              "calibration's share of the question's direction is taken off both")
     judge: JudgeSignal | None = Field(None, description="Null where the judge was off, or not needed: the "
                                       "answer states the point nearly word for word")
     citation: Citation

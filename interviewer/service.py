@@ -230,10 +230,13 @@ class Engine:
         offset += len(topic)
         kp_v = vectors[offset: offset + len(flat)]
         mis_v = vectors[offset + len(flat):]
+        point_sim = float(np.max(cos(seg, kp_v.T), initial=0.0))
+        beta = self.calibration.question_projection
+        seg_p, kp_p = _without(seg, topic_v[0], beta), _without(kp_v, topic_v[0], beta)
         kp_sim, kp_best, kp_negation_differs, start = [], [], [], 0
         for group in kp_texts:
             # per segment, its best over the point's phrasings
-            best = cos(seg, kp_v[start: start + len(group)].T).max(axis=1)
+            best = cos(seg_p, kp_p[start: start + len(group)].T).max(axis=1)
             start += len(group)
             kp_sim.append(float(best.max()))
             kp_best.append(int(np.argmax(best[:n_real])))
@@ -244,11 +247,10 @@ class Engine:
             sims = cos(seg, vec)
             mis_best.append(int(np.argmax(sims[:n_real])))
             mis_sim.append(float(sims.max()))
-        topic_sim = float(max(np.max(cos(seg, topic_v.T)), max(kp_sim, default=0.0)))
         return grading.EmbeddingSignals(
             segments=segments, kp_sim=kp_sim, kp_best=kp_best, kp_negation_differs=kp_negation_differs,
-            mis_sim=mis_sim, mis_best=mis_best,
-            topic_sim=topic_sim, question_sim=float(cos(whole, topic_v[0])),
+            mis_sim=mis_sim, mis_best=mis_best, topic_sim=float(max(np.max(cos(seg, topic_v.T)), point_sim)),
+            question_sim=float(cos(whole, topic_v[0])), point_sim=point_sim,
         )
 
     def judge_questions(self, qr: QuestionRubric) -> list[str]:
@@ -341,6 +343,14 @@ def embedder_for(spec: models.ModelFile, digest: str, settings: Settings) -> Emb
     if exportable(spec.path):
         return OnnxEmbedder(spec.path, digest, models.onnx_path(spec, digest, settings.data_dir), **options)
     return SentenceTransformerEmbedder(spec.path, digest, **options)
+
+
+def _without(vectors: np.ndarray, direction: np.ndarray, share: float) -> np.ndarray:
+    """Unit vectors with `share` of their component along the unit vector `direction` taken off."""
+    if not share:
+        return vectors
+    rest = vectors - share * np.outer(vectors @ direction, direction)
+    return rest / np.maximum(np.linalg.norm(rest, axis=1, keepdims=True), 1e-12)
 
 
 def _pieces(answer: str) -> tuple[list[str], int]:

@@ -140,11 +140,13 @@ def test_thresholds_are_ordered_and_inside_the_unit_interval():
 
 
 def test_calibration_file_round_trip(tmp_path):
-    cal = calibrate.fit(_synthetic(60))
+    # the share of the question's direction changes what is measured: a fit keeps the one it starts from
+    cal = calibrate.fit(_synthetic(60), replace(Calibration(), question_projection=0.5))
     path = tmp_path / "cal.json"
     calibration.save(cal, path)
     loaded = calibration.load(path, "tiny")
     assert loaded.full == cal.full and loaded.covered == cal.covered and loaded.source == "cal.json"
+    assert loaded.question_projection == 0.5
 
 
 def test_a_calibration_for_other_signals_says_to_refit_and_a_fit_starts_from_the_defaults(tmp_path):

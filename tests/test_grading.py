@@ -179,6 +179,31 @@ def test_a_key_point_negated_in_the_answer_goes_to_the_judge_whatever_its_cosine
     assert bad.judge is not None and bad.judge.p_yes == 0.05 and bad.status == "missed"
 
 
+def test_a_negated_point_worded_as_the_key_point_is_credited_by_the_judge_alone(settings):
+    """Nearly word for word but for a "not": a calibration that trusts the cosine must not let it
+    outweigh a judge that does not believe the point."""
+    from dataclasses import replace
+
+    from interviewer.calibration import Calibration, Fusion
+
+    class UnsureJudge:  # as sure of any answer with "not" in it as of "I don't know."
+        id, sha256, runtime = "unsure-judge", "3" * 64, "a rule (a test double)"
+
+        def p_yes(self, context, answer, questions):
+            return [0.3 if " not " in f" {answer} " or answer == "I don't know." else 0.9 for _ in questions]
+
+        def surprisal(self, context, answer):
+            return 2.0
+
+    cal = replace(Calibration(), full=Fusion(12.0, 3.0, -6.0), judge_skip_similarity=0.3)
+    engine = Engine(settings, profile="tiny", embedder=HashingEmbedder(), judge=UnsureJudge(), calibration_=cal)
+    negated = "BERT is not an encoder-only transformer, and GPT is not a decoder-only transformer."
+    kp = engine.grade("Q3", negated).key_points[0]
+    assert kp.id == "encoder-decoder" and kp.similarity >= 0.3 and kp.judge.p_yes == kp.judge.p_yes_null
+    assert kp.credit == round(cal.judge_only.credit(0.0, 0.0), 3) < cal.full.credit(kp.similarity, 0.0)
+    assert kp.status == "missed"
+
+
 def test_judge_failure_falls_back_to_embeddings_and_says_so(settings):
     from interviewer.embed import HashingEmbedder
 
@@ -262,7 +287,7 @@ def test_a_misconception_needs_the_embedding_and_the_judge_beyond_both_baselines
 def _emb(question_sim: float, kp_sim: list[float]) -> EmbeddingSignals:
     return EmbeddingSignals(segments=["x"], kp_sim=kp_sim, kp_best=[0] * len(kp_sim),
                             kp_negation_differs=[False] * len(kp_sim), mis_sim=[], mis_best=[],
-                            topic_sim=0.9, question_sim=question_sim)
+                            topic_sim=0.9, question_sim=question_sim, point_sim=max(kp_sim))
 
 
 def test_an_answer_made_of_the_questions_and_topics_words_restates_it(fake_engine):

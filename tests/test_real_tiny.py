@@ -169,3 +169,23 @@ def test_loading_the_judge_leaves_the_processs_output_alone(tiny_engine, monkeyp
     model = tiny_engine.judge()
     LlamaJudge(model.path, model.sha256).load()
     assert 1 not in redirected and 2 not in redirected
+
+
+def test_taking_the_questions_direction_off_lowers_vague_answers_more_than_strong_ones(tiny_engine):
+    """`question_projection`: an answer earns less for merely being about what the question is
+    about. The question restated, and a vague answer, lose more of their key-point cosine than a
+    strong answer does."""
+    from dataclasses import replace
+
+    from interviewer.service import Engine
+
+    projected = Engine(tiny_engine.settings, profile="tiny", embedder=tiny_engine.embedder,
+                       calibration_=replace(tiny_engine.calibration, question_projection=0.5))
+    drops = {kind: [] for kind in ("strong", "weak", "restated")}
+    for qid, answers in ADVERSARIAL["questions"].items():
+        qr = tiny_engine.rubric().for_question(qid)
+        for kind, out in drops.items():
+            before, after = (e.embedding_signals(qr, answers[kind]).kp_sim for e in (tiny_engine, projected))
+            out.append(sum(before) / len(before) - sum(after) / len(after))
+        assert drops["restated"][-1] > drops["strong"][-1] >= -0.01, qid
+    assert sum(drops["weak"]) > 2 * sum(drops["strong"])
