@@ -230,18 +230,19 @@ class Engine:
         offset += len(topic)
         kp_v = vectors[offset: offset + len(flat)]
         mis_v = vectors[offset + len(flat):]
-        point_sim = float(np.max(cos(seg, kp_v.T), initial=0.0))
+        raw = cos(seg, kp_v.T)  # segments x phrasings
         beta = self.calibration.question_projection
-        seg_p, kp_p = _without(seg, topic_v[0], beta), _without(kp_v, topic_v[0], beta)
+        projected = cos(_without(seg, topic_v[0], beta), _without(kp_v, topic_v[0], beta).T) if beta else raw
         kp_sim, kp_best, kp_negation_differs, start = [], [], [], 0
         for group in kp_texts:
             # per segment, its best over the point's phrasings
-            best = cos(seg_p, kp_p[start: start + len(group)].T).max(axis=1)
+            best = projected[:, start: start + len(group)].max(axis=1)
             start += len(group)
             kp_sim.append(float(best.max()))
             kp_best.append(int(np.argmax(best[:n_real])))
             closest = text.negations(segments[int(np.argmax(best))])
             kp_negation_differs.append(all(closest != text.negations(p) for p in group))
+        point_sim = float(np.max(raw, initial=0.0))
         mis_sim, mis_best = [], []
         for vec in mis_v:
             sims = cos(seg, vec)
@@ -347,8 +348,6 @@ def embedder_for(spec: models.ModelFile, digest: str, settings: Settings) -> Emb
 
 def _without(vectors: np.ndarray, direction: np.ndarray, share: float) -> np.ndarray:
     """Unit vectors with `share` of their component along the unit vector `direction` taken off."""
-    if not share:
-        return vectors
     rest = vectors - share * np.outer(vectors @ direction, direction)
     return rest / np.maximum(np.linalg.norm(rest, axis=1, keepdims=True), 1e-12)
 
