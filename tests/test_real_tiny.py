@@ -179,13 +179,14 @@ def test_taking_the_questions_direction_off_lowers_vague_answers_more_than_stron
 
     from interviewer.service import Engine
 
-    projected = Engine(tiny_engine.settings, profile="tiny", embedder=tiny_engine.embedder,
-                       calibration_=replace(tiny_engine.calibration, question_projection=0.5))
+    plain, projected = (Engine(tiny_engine.settings, profile="tiny", embedder=tiny_engine.embedder,
+                               calibration_=replace(tiny_engine.calibration, question_projection=share))
+                        for share in (0.0, 0.5))
     drops = {kind: [] for kind in ("strong", "weak", "restated")}
     for qid, answers in ADVERSARIAL["questions"].items():
         qr = tiny_engine.rubric().for_question(qid)
         for kind, out in drops.items():
-            before, after = (e.embedding_signals(qr, answers[kind]).kp_sim for e in (tiny_engine, projected))
+            before, after = (e.embedding_signals(qr, answers[kind]).kp_sim for e in (plain, projected))
             out.append(sum(before) / len(before) - sum(after) / len(after))
         assert drops["restated"][-1] > drops["strong"][-1] >= -0.01, qid
     assert sum(drops["weak"]) > 2 * sum(drops["strong"])
