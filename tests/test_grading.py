@@ -70,10 +70,10 @@ def test_the_table_shows_what_the_score_is_made_of(fake_engine):
     from interviewer import render
 
     r = fake_engine.grade("Q1", ADVERSARIAL["questions"]["Q1"]["partial"])
-    shown = Console(record=True, width=200)
+    shown = Console(record=True, width=400)  # wide enough for each point and its evidence on one line
     render.result(shown, r)
     rows = [line for line in shown.export_text().splitlines() if line.startswith("│")]
-    for kp, row in zip(r.key_points, rows, strict=True):  # the rubric's points are one line each here
+    for kp, row in zip(r.key_points, rows, strict=True):
         assert kp.text in row and f" {kp.credit:.0%} " in row
         assert ("(weight" in row) == (kp.weight != 1)
     weights = [kp.weight for kp in r.key_points]
