@@ -305,6 +305,10 @@ def test_an_answer_made_of_the_questions_and_topics_words_restates_it(fake_engin
     # an answer that adds words of the reference is not a restatement
     assert similarity_gate(qr, "Multi-head attention runs attention in parallel.", _emb(0.77, [0.5] * n),
                            cal, topic="Transformers & LLMs") is None
+    # nor one only loosely close to the question as a whole: an answer to a long question (a scenario,
+    # a table of data) can be made of its words ("Topaz is hard because you cannot scratch it with a penny.")
+    assert cal.restated_similarity > 0.6
+    assert similarity_gate(qr, restated, _emb(0.6, [0.5] * n), cal, topic="Transformers & LLMs") is None
 
 
 def test_the_score_maps_the_mean_credit_through_the_calibrations_exponent(settings):
